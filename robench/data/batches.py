@@ -1,0 +1,114 @@
+"""Batches straight from device memory, with augmentation as batched tensor ops.
+
+A CIFAR training split is ~140 MB as uint8, so it lives on the GPU for the whole run: no
+DataLoader workers, no host-to-device copies per step, and random crop + flip for a whole
+batch in a few kernels instead of a per-image Python loop (which would starve a fast GPU).
+All randomness comes from a generator seeded by (seed, epoch), so resuming at epoch k
+replays exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from robench.data.dataset import ArrayDataset
+
+CROP_PADDING = 4
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A well-mixed 63-bit seed: nearby (seed, epoch) pairs give unrelated streams."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 32 | int(state[1])) & (2**63 - 1)
+
+
+def random_crop_flip(
+    images: torch.Tensor, generator: torch.Generator, padding: int = CROP_PADDING
+) -> torch.Tensor:
+    """Zero-pad by `padding`, crop back to size at a random offset, flip half horizontally.
+
+    One `gather` over flattened pixel indices: ~5x faster on CPU than 4-D advanced indexing,
+    and it works on uint8 (4x fewer bytes to move than floats).
+    """
+    b, c, h, w = images.shape
+    dev = images.device
+    hp, wp = h + 2 * padding, w + 2 * padding
+    padded = F.pad(images, (padding, padding, padding, padding)).view(b, c, hp * wp)
+    oy = torch.randint(0, 2 * padding + 1, (b, 1, 1), generator=generator, device=dev)
+    ox = torch.randint(0, 2 * padding + 1, (b, 1, 1), generator=generator, device=dev)
+    flip = torch.randint(0, 2, (b, 1, 1), generator=generator, device=dev).bool()
+    cols = torch.arange(w, device=dev).view(1, 1, w)
+    cols = torch.where(flip, w - 1 - cols, cols) + ox  # reading columns backwards mirrors the crop
+    rows = torch.arange(h, device=dev).view(1, h, 1) + oy
+    flat = (rows * wp + cols).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.gather(2, flat).view(b, c, h, w)
+
+
+class BatchIterator:
+    """(images float32 NCHW in [0, 1], labels int64) batches on `device`.
+
+    Call `set_epoch(e)` before each epoch when shuffling or augmenting; iterating twice without
+    it replays the same epoch, which is what resuming needs.
+    """
+
+    def __init__(
+        self,
+        data: ArrayDataset,
+        batch_size: int,
+        *,
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        augment: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}")
+        self.device = torch.device(device)
+        # copy NHWC to the device first, then transpose there (fast on GPU, once per run)
+        self.images = torch.from_numpy(data.images).to(self.device).permute(0, 3, 1, 2)
+        self.images = self.images.contiguous()
+        self.labels = torch.from_numpy(data.labels).to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment
+        self.drop_last = drop_last
+        self.seed = seed
+        self.channels_last = channels_last
+        self.epoch = 0
+
+    @property
+    def num_examples(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __len__(self) -> int:
+        n, bs = self.num_examples, self.batch_size
+        return n // bs if self.drop_last else -(-n // bs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(epoch_seed(self.seed, self.epoch))
+        n = self.num_examples
+        if self.shuffle:
+            order = torch.randperm(n, generator=generator, device=self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            x = self.images[idx]
+            if self.augment:
+                x = random_crop_flip(x, generator)
+            x = x.float().div_(255.0)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels[idx]

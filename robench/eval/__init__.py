@@ -1,0 +1,1 @@
+"""Evaluation: per-example accuracy flags, named eval suites, leaderboard rows."""

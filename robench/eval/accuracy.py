@@ -1,0 +1,68 @@
+"""Per-example correctness, clean and under attack: the one place accuracy is computed.
+
+Flags (not just counts) are kept because later analyses need them per image: worst case over
+several attacks, transfer overlaps, resuming an interrupted evaluation. An example counts as
+robust only if it is classified correctly both clean and under attack.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robench.attacks import Attack, model_mode
+from robench.data import ArrayDataset, BatchIterator
+from robench.runtime import Runtime
+
+
+@dataclass
+class Flags:
+    clean: torch.Tensor  # bool (N,), on CPU
+    robust: torch.Tensor | None  # bool (N,), clean & correct under attack
+    seconds: float
+
+    @property
+    def ta(self) -> float:
+        return float(self.clean.float().mean()) * 100
+
+    @property
+    def ra(self) -> float | None:
+        return None if self.robust is None else float(self.robust.float().mean()) * 100
+
+
+def correct_flags(
+    model: nn.Module,
+    data: ArrayDataset,
+    runtime: Runtime,
+    batch_size: int,
+    attack: Attack | None = None,
+    seed: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> Flags:
+    """Classify `data` (in order) clean and, if given, under `attack` seeded with `seed`."""
+    start = time.perf_counter()
+    batches = BatchIterator(
+        data, batch_size, device=runtime.device, channels_last=runtime.channels_last
+    )
+    generator = runtime.generator(seed)
+    clean, robust = [], []
+    with model_mode(model, train=False):
+        for x, y in batches:
+            with torch.no_grad(), runtime.autocast():
+                ok = model(x).argmax(1) == y
+            clean.append(ok)
+            if attack is not None:
+                x_adv = attack.perturb(model, x, y, generator)
+                with torch.no_grad(), runtime.autocast():
+                    robust.append(ok & (model(x_adv).argmax(1) == y))
+            if on_batch is not None:
+                on_batch(len(y))
+    return Flags(
+        clean=torch.cat(clean).cpu(),
+        robust=torch.cat(robust).cpu() if attack is not None else None,
+        seconds=time.perf_counter() - start,
+    )

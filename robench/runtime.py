@@ -1,0 +1,75 @@
+"""Where and how tensors run: one object so the trainer and evaluator share the CUDA fast path.
+
+On CUDA: bf16 autocast, channels_last and (optionally) torch.compile. On CPU everything is
+plain float32, which is what tests and CI use; the API is the same either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    compile: bool
+
+    @classmethod
+    def select(
+        cls,
+        device: str = "auto",
+        *,
+        amp: bool = True,
+        channels_last: bool = True,
+        compile: bool = False,
+    ) -> Runtime:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
+        on_cuda = dev.type == "cuda"
+        return cls(
+            device=dev,
+            amp_dtype=torch.bfloat16 if (amp and on_cuda) else None,
+            channels_last=channels_last and on_cuda,
+            compile=compile and on_cuda,
+        )
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move a model here in the right memory format (in place; returns it for chaining)."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def maybe_compile(self, model: nn.Module) -> nn.Module:
+        """A compiled view for forward passes; the original module keeps owning the weights."""
+        return torch.compile(model) if self.compile else model
+
+    def describe(self) -> str:
+        """The device column of a leaderboard row: 'cpu' or the GPU's name."""
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return "cpu"
+
+    def generator(self, seed: int) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(seed)
+        return gen

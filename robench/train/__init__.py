@@ -1,0 +1,1 @@
+"""Training: the ST/AT loop, its schedule, checkpoints and run directories."""

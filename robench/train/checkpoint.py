@@ -1,0 +1,135 @@
+"""Checkpoints as safetensors + a JSON metadata file beside them.
+
+safetensors holds only tensors, so loading one can never execute code (unlike a pickle).
+The JSON says what the tensors are (architecture, pretext, scenario, epoch, git revision,
+versions) so a checkpoint can be rebuilt into a model without the suite that made it. Loading
+checks every key and shape against the model and fails loudly: a silent partial load (the
+authors' strict=False) is the bug this module exists to prevent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from robench.atomic import atomic_write, write_json_atomic
+from robench.errors import CheckpointError
+from robench.provenance import git_revision, versions
+
+FORMAT = "robench-checkpoint-v1"
+MODEL_PREFIX = "model."
+OPTIM_PREFIX = "optim."
+
+
+def checkpoint_paths(stem: Path) -> tuple[Path, Path]:
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    """Write `<stem>.safetensors` then `<stem>.json`, each atomically."""
+    weights, meta_path = checkpoint_paths(stem)
+    meta = {"format": FORMAT, "git_revision": git_revision(), "versions": versions(), **metadata}
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write(weights, lambda tmp: save_file(cpu, str(tmp), metadata={"format": FORMAT}))
+    write_json_atomic(meta_path, meta)
+
+
+def load_checkpoint(stem: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    weights, meta_path = checkpoint_paths(stem)
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint {weights} does not exist")
+    if not meta_path.is_file():
+        raise CheckpointError(
+            f"{weights} has no metadata file {meta_path.name}; not a robench checkpoint"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{meta_path}: corrupt metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: not a robench checkpoint (format {FORMAT} expected)")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: corrupt or truncated safetensors file ({exc})") from None
+    return tensors, meta
+
+
+def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
+
+
+def load_model_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load the `model.*` tensors into `model`, requiring the exact same keys and shapes."""
+    state = {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
+    check_state_matches(model.state_dict(), state, source)
+    model.load_state_dict(state, strict=True)
+
+
+def check_state_matches(
+    expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str
+) -> None:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CheckpointError(f"{source} does not match the model: keys {', '.join(parts)}")
+    for key, ref in expected.items():
+        if tuple(found[key].shape) != tuple(ref.shape):
+            raise CheckpointError(
+                f"{source} does not match the model: {key} has shape "
+                f"{tuple(found[key].shape)}, the model expects {tuple(ref.shape)}"
+            )
+
+
+def optimizer_tensors(
+    optimizer: torch.optim.Optimizer, model: nn.Module
+) -> dict[str, torch.Tensor]:
+    """SGD momentum buffers keyed by parameter name, so they survive a safetensors round trip."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    out = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0:
+                    out[f"{OPTIM_PREFIX}{names[id(p)]}.{key}"] = value
+    return out
+
+
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, model: nn.Module, tensors: dict[str, torch.Tensor]
+) -> None:
+    params = dict(model.named_parameters())
+    for key, value in tensors.items():
+        if not key.startswith(OPTIM_PREFIX):
+            continue
+        name, _, slot = key[len(OPTIM_PREFIX) :].rpartition(".")
+        if name not in params:
+            raise CheckpointError(f"optimizer state for unknown parameter {name}")
+        param = params[name]
+        optimizer.state[param][slot] = value.to(param.device, param.dtype)
+
+
+def load_model_checkpoint(stem: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes and load its weights, checked key by key."""
+    from robench.models import MODELS, create
+
+    tensors, meta = load_checkpoint(stem)
+    arch = meta.get("architecture")
+    if arch not in MODELS:
+        raise CheckpointError(
+            f"{stem}: architecture {arch!r} is not a robench model ({', '.join(MODELS.names())})"
+        )
+    model = create(arch, num_classes=int(meta.get("num_classes", 10)))
+    load_model_tensors(model, tensors, str(checkpoint_paths(stem)[0]))
+    return model, meta

@@ -1,0 +1,304 @@
+"""Standard (ST) and adversarial (AT) training of a classifier, with validation every epoch.
+
+One epoch: shuffle and augment on the device, craft PGD examples if the run is adversarial,
+take an SGD step, then measure validation TA and RA. The best-TA checkpoint is the paper's
+model selection; the best-RA one is kept too, and `epochs_to_best` records when each was
+reached. Everything that makes an epoch (data order, augmentation, attack starts) is seeded
+from (seed, epoch), so a run killed after epoch k and rerun continues exactly as if it had
+never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+
+from robench.atomic import write_json_atomic
+from robench.attacks.factory import pgd_from_config
+from robench.config import RunSpec, Suite
+from robench.data import BatchIterator, DataSplits, make_splits
+from robench.errors import ConfigError, RobenchError
+from robench.eval.accuracy import correct_flags
+from robench.models import Classifier, create
+from robench.progress import make_progress
+from robench.provenance import git_revision, now_iso, versions
+from robench.runtime import Runtime
+from robench.train import checkpoint as ckpt
+from robench.train.metrics_log import append_metrics, read_metrics, truncate_metrics
+from robench.train.run_dir import RunDir
+from robench.train.schedule import lr_at_epoch, make_optimizer, set_lr
+
+
+class DivergenceError(RobenchError):
+    """The loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class BestSoFar:
+    ta: float = -1.0
+    ta_epoch: int = 0
+    ra: float = -1.0
+    ra_epoch: int = 0
+
+
+def train_run(
+    run: RunSpec,
+    out_dir: Path,
+    *,
+    runtime: Runtime,
+    console: Console,
+    suite: Suite | None = None,
+    data_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train `run` into `out_dir/<run.name>`; resume or skip work already on disk."""
+    if run.pretrain != "none":
+        raise ConfigError(f"run {run.name}: pretrain {run.pretrain!r} is not supported yet")
+    rd = RunDir(out_dir / run.name)
+    if rd.is_finished():
+        _check_same_run(rd, run)
+        console.print(f"[dim]{run.name}: already trained ({rd.path}), skipping[/dim]")
+        return rd.read_result()
+    p = run.protocol
+    splits = make_splits(
+        p.data,
+        data_dir,
+        val_fraction=p.val_fraction,
+        seed=p.seed,
+        train_subset=p.train_subset,
+        val_subset=p.val_subset,
+        test_subset=p.eval_n,
+    )
+    config = _resolved_config(run, suite, splits, runtime)
+    if rd.config.is_file():
+        _check_same_run(rd, run)
+    rd.path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(rd.config, config)
+
+    torch.manual_seed(p.seed)
+    model = runtime.prepare(create(p.model, num_classes=len(splits.train.classes)))
+    optimizer = make_optimizer(model, p, runtime.device)
+    best, start_epoch = BestSoFar(), 0
+    if ckpt.checkpoint_paths(rd.checkpoint("last"))[1].is_file():
+        best, start_epoch = _resume(rd, model, optimizer)
+        console.print(f"{run.name}: resuming after epoch {start_epoch}")
+    truncate_metrics(rd.metrics, start_epoch)
+
+    trainer = _EpochTrainer(run, model, optimizer, splits, runtime, console)
+    started = time.perf_counter()
+    for epoch in range(start_epoch + 1, p.epochs + 1):
+        record = trainer.run_epoch(epoch)
+        append_metrics(rd.metrics, record)
+        meta = _checkpoint_meta(run, config, epoch, record)
+        if record["val_ta"] > best.ta:
+            best.ta, best.ta_epoch = record["val_ta"], epoch
+            ckpt.save_checkpoint(rd.checkpoint("best_ta"), ckpt.model_tensors(model), meta)
+        if record["val_ra"] is not None and record["val_ra"] > best.ra:
+            best.ra, best.ra_epoch = record["val_ra"], epoch
+            ckpt.save_checkpoint(rd.checkpoint("best_ra"), ckpt.model_tensors(model), meta)
+        state = {**ckpt.model_tensors(model), **ckpt.optimizer_tensors(optimizer, model)}
+        ckpt.save_checkpoint(
+            rd.checkpoint("last"), state, {**meta, "best": dataclasses.asdict(best)}
+        )
+        console.print(_epoch_line(run.name, record))
+
+    history = read_metrics(rd.metrics)
+    result = {
+        "run": run.name,
+        "scenario": run.scenario,
+        "pretext": run.pretext,
+        "epochs": p.epochs,
+        "best_val_ta": best.ta,
+        "epochs_to_best": best.ta_epoch,
+        "best_val_ra": best.ra,
+        "epochs_to_best_ra": best.ra_epoch,
+        "train_seconds": sum(r["seconds"] for r in history),
+        "this_session_seconds": time.perf_counter() - started,
+        "finished": now_iso(),
+    }
+    write_json_atomic(rd.result, result)
+    return result
+
+
+class _EpochTrainer:
+    def __init__(self, run, model, optimizer, splits, runtime, console) -> None:
+        p = run.protocol
+        self.run, self.model, self.optimizer, self.runtime, self.console = (
+            run,
+            model,
+            optimizer,
+            runtime,
+            console,
+        )
+        self.forward = runtime.maybe_compile(model)
+        self.train_batches = BatchIterator(
+            splits.train,
+            p.batch_size,
+            device=runtime.device,
+            shuffle=True,
+            augment=True,
+            seed=p.seed,
+            channels_last=runtime.channels_last,
+        )
+        self.val = splits.val
+        self.val_ra = splits.val.first(min(p.val_ra_subset or len(splits.val), len(splits.val)))
+        self.train_attack = pgd_from_config(p.train_attack, runtime) if run.adversarial else None
+        self.val_attack = pgd_from_config(p.val_attack, runtime)
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        p = self.run.protocol
+        lr = lr_at_epoch(p, epoch)
+        set_lr(self.optimizer, lr)
+        self.train_batches.set_epoch(epoch)
+        generator = self.runtime.generator(p.seed * 1_000_003 + epoch)
+        loss_sum = torch.zeros((), device=self.runtime.device)
+        correct = torch.zeros((), device=self.runtime.device, dtype=torch.long)
+        seen, start = 0, time.perf_counter()
+        self.model.train()
+        with make_progress(self.console) as progress:
+            task = progress.add_task(
+                f"{self.run.name} epoch {epoch}/{p.epochs}",
+                total=self.train_batches.num_examples,
+                rate=0.0,
+                info="",
+            )
+            for step, (x, y) in enumerate(self.train_batches, 1):
+                if self.train_attack is not None:
+                    x = self.train_attack.perturb(self.forward, x, y, generator)
+                with self.runtime.autocast():
+                    logits = self.forward(x)
+                loss = F.cross_entropy(logits.float(), y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                seen += len(y)
+                if step % 10 == 0 or step == len(self.train_batches):
+                    running = float(loss_sum) / seen  # one host sync every 10 steps
+                    self._check_finite(running, epoch, step)
+                    rate = seen / (time.perf_counter() - start)
+                    progress.update(task, completed=seen, rate=rate, info=f"loss {running:.3f}")
+        train_seconds = time.perf_counter() - start
+        train_loss = float(loss_sum) / seen
+        self._check_finite(train_loss, epoch, len(self.train_batches))
+        val = self._validate(epoch)
+        return {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_acc": float(correct) / seen * 100,
+            "train_images_per_s": seen / train_seconds,
+            **val,
+            "seconds": time.perf_counter() - start,
+        }
+
+    def _validate(self, epoch: int) -> dict[str, Any]:
+        p = self.run.protocol
+        ta = correct_flags(self.model, self.val, self.runtime, p.eval_batch_size)
+        # A fixed attack seed every epoch, so epoch-to-epoch RA changes are the model's.
+        ra = correct_flags(
+            self.model, self.val_ra, self.runtime, p.eval_batch_size, self.val_attack, seed=p.seed
+        )
+        return {
+            "val_ta": ta.ta,
+            "val_n": len(self.val),
+            # Clean accuracy on the RA subset too: RA <= this, and the gap is what the attack took.
+            "val_ra_clean": ra.ta,
+            "val_ra": ra.ra,
+            "val_ra_n": len(self.val_ra),
+            "val_seconds": ta.seconds + ra.seconds,
+        }
+
+    def _check_finite(self, loss: float, epoch: int, step: int) -> None:
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"run {self.run.name} diverged: loss {loss} at epoch {epoch}, step {step}; "
+                "the last good checkpoint is kept (lower the lr or check the data)"
+            )
+
+
+def _resume(
+    rd: RunDir, model: Classifier, optimizer: torch.optim.Optimizer
+) -> tuple[BestSoFar, int]:
+    tensors, meta = ckpt.load_checkpoint(rd.checkpoint("last"))
+    ckpt.load_model_tensors(model, tensors, str(rd.checkpoint("last")))
+    ckpt.load_optimizer_tensors(optimizer, model, tensors)
+    return BestSoFar(**meta["best"]), int(meta["epoch"])
+
+
+def _check_same_run(rd: RunDir, run: RunSpec) -> None:
+    existing = rd.read_config().get("run")
+    if existing != json_roundtrip(run.to_dict()):
+        raise ConfigError(
+            f"{rd.path} holds a run with a different configuration; "
+            "choose another --out directory or delete that run"
+        )
+
+
+def json_roundtrip(obj: Any) -> Any:
+    """What `obj` looks like after being saved as JSON (tuples become lists)."""
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def _resolved_config(
+    run: RunSpec, suite: Suite | None, splits: DataSplits, runtime: Runtime
+) -> dict:
+    return {
+        "run": run.to_dict(),
+        "suite": None
+        if suite is None
+        else {"name": suite.name, "path": suite.path, "sha256": suite.sha256},
+        "data": {
+            "dataset": splits.dataset,
+            "is_jpeg_copy": splits.is_jpeg_copy,
+            "source": splits.source,
+            "root": splits.root,
+            "content_hash": splits.content_hash,
+            "train": len(splits.train),
+            "val": len(splits.val),
+            "classes": list(splits.train.classes),
+        },
+        "runtime": {
+            "device": runtime.describe(),
+            "amp": str(runtime.amp_dtype) if runtime.amp_dtype else None,
+            "channels_last": runtime.channels_last,
+            "compile": runtime.compile,
+        },
+        "attack_bn_mode": run.protocol.train_attack.bn_mode,
+        "git_revision": git_revision(),
+        "versions": versions(),
+        "created": now_iso(),
+    }
+
+
+def _checkpoint_meta(run: RunSpec, config: dict, epoch: int, record: dict) -> dict[str, Any]:
+    return {
+        "architecture": run.protocol.model,
+        "num_classes": len(config["data"]["classes"]),
+        "pretext": run.pretext,
+        "scenario": run.scenario,
+        "run": run.name,
+        "epoch": epoch,
+        "val_ta": record["val_ta"],
+        "val_ra": record["val_ra"],
+        "dataset": config["data"]["dataset"],
+        "attack_bn_mode": run.protocol.train_attack.bn_mode,
+    }
+
+
+def _epoch_line(name: str, r: dict[str, Any]) -> str:
+    ra = "-" if r["val_ra"] is None else f"{r['val_ra']:.2f}"
+    return (
+        f"{name} epoch {r['epoch']:>3}  lr {r['lr']:.4g}  loss {r['train_loss']:.4f}  "
+        f"val TA {r['val_ta']:.2f}  val RA {ra}  {r['train_images_per_s']:.0f} img/s  "
+        f"{r['seconds']:.1f}s"
+    )

@@ -1,0 +1,99 @@
+import pytest
+import torch
+import torchattacks
+
+from robench.attacks import ATTACKS, PGD
+from robench.errors import ConfigError
+from robench.models import create
+
+
+def _accuracy(model, x, y):
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item() * 100
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 8 / 255), ("l2", 0.5)])
+def test_pgd_stays_in_budget_and_range_and_leaves_x_alone(norm, eps):
+    model = create("preact_tiny").eval()
+    x, y = torch.rand(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    x_before = x.clone()
+    x_adv = PGD(eps, eps / 4, 5, norm=norm).perturb(model, x, y)
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    assert size.max() <= eps + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert torch.equal(x, x_before)
+
+
+def test_attack_restores_the_models_mode():
+    model = create("preact_tiny").train()
+    model.head.eval()  # a mixed state must come back exactly
+    PGD(8 / 255, 2 / 255, 2).perturb(model, torch.rand(4, 3, 32, 32), torch.zeros(4).long())
+    assert model.training and not model.head.training and model.trunk.training
+
+
+def test_eval_mode_attack_does_not_touch_batchnorm_statistics():
+    model = create("preact_tiny").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    PGD(8 / 255, 2 / 255, 3).perturb(model, torch.rand(8, 3, 32, 32), torch.zeros(8).long())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_l2_pgd_zero_gradient_gives_no_nan():
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(len(x), 10, requires_grad=True) + 0 * x.sum()
+
+    x = torch.rand(4, 3, 32, 32)
+    x_adv = PGD(0.5, 0.1, 3, norm="l2", random_start=False).perturb(
+        Constant(), x, torch.zeros(4).long()
+    )
+    assert torch.isfinite(x_adv).all()
+
+
+def test_seeded_generator_makes_pgd_repeatable():
+    model = create("preact_tiny").eval()
+    x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    attack = PGD(8 / 255, 2 / 255, 2)
+    a = attack.perturb(model, x, y, torch.Generator().manual_seed(3))
+    b = attack.perturb(model, x, y, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(eps=1.5, step_size=0.1, steps=3),
+        dict(eps=0.1, step_size=0.1, steps=-1),
+        dict(eps=0.1, step_size=0.1, steps=3, norm="l3"),
+    ],
+)
+def test_bad_hyperparameters_fail_at_construction(kwargs):
+    with pytest.raises(ConfigError):
+        ATTACKS.create("pgd", **kwargs)
+
+
+@pytest.mark.slow
+def test_pgd20_drives_a_standard_model_to_near_zero(standard_model, test_batch):
+    x, y = test_batch[0][:500], test_batch[1][:500]
+    clean = _accuracy(standard_model, x, y)
+    x_adv = PGD(8 / 255, 2 / 255, 20).perturb(standard_model, x, y)
+    robust = _accuracy(standard_model, x_adv, y)
+    assert clean > 45
+    assert robust < 2
+
+
+@pytest.mark.slow
+def test_pgd_matches_torchattacks_on_1000_images(standard_model, test_batch):
+    # A small eps keeps robust accuracy away from 0, where any two attacks trivially agree.
+    x, y = test_batch
+    eps, alpha, steps = 1 / 255, 0.25 / 255, 10
+    ours = _accuracy(standard_model, PGD(eps, alpha, steps).perturb(standard_model, x, y), y)
+    torch.manual_seed(0)
+    reference = torchattacks.PGD(
+        standard_model, eps=eps, alpha=alpha, steps=steps, random_start=True
+    )
+    theirs = _accuracy(standard_model, reference(x, y), y)
+    clean = _accuracy(standard_model, x, y)
+    assert 5 < theirs < clean - 10, "the comparison needs a regime where the attack half-works"
+    assert abs(ours - theirs) <= 1.0

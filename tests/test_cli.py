@@ -1,0 +1,164 @@
+"""The command line as a user meets it: bad input gives one line and exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from robench.cli import main
+
+from synthetic import make_image_folder
+
+SUITE = """
+[protocol]
+data = "imagefolder"
+model = "preact_tiny"
+epochs = 1
+batch_size = 50
+val_ra_subset = 10
+eval_n = 40
+eval_batch_size = 40
+[protocol.train_attack]
+steps = 1
+[protocol.val_attack]
+steps = 1
+[runs.P1F3]
+finetune = "F3"
+[runs.P1F4]
+finetune = "F4"
+"""
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["robench", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def _assert_one_line_error(code: int, err: str, needle: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("synthetic"), train_per_class=20)
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    path = tmp_path / "suite.toml"
+    path.write_text(SUITE)
+    return path
+
+
+def test_missing_data_directory(monkeypatch, capsys, suite_file, tmp_path):
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "train",
+        str(suite_file),
+        "--out",
+        str(tmp_path / "o"),
+        "--data-dir",
+        str(tmp_path / "nowhere"),
+    )
+    _assert_one_line_error(code, err, "nowhere")
+
+
+def test_unknown_model(monkeypatch, capsys, tmp_path, folder):
+    path = tmp_path / "s.toml"
+    path.write_text(SUITE.replace("preact_tiny", "resnet9000"))
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "train",
+        str(path),
+        "--out",
+        str(tmp_path / "o"),
+        "--data-dir",
+        str(folder),
+    )
+    _assert_one_line_error(code, err, "resnet9000")
+    assert "preact_resnet50v2" in err
+
+
+def test_malformed_suite(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SUITE.replace("epochs = 1", "epochs = [1"))
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(path), "--out", str(tmp_path))
+    _assert_one_line_error(code, err, "not valid TOML")
+
+
+def test_eval_of_a_directory_that_is_no_run(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(
+        monkeypatch, capsys, "eval", str(tmp_path), "--leaderboard-dir", str(tmp_path)
+    )
+    _assert_one_line_error(code, err, "not a robench run directory")
+
+
+def test_leaderboard_show_of_a_non_leaderboard(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    code, _, err = run_cli(monkeypatch, capsys, "leaderboard", "show", str(path))
+    _assert_one_line_error(code, err, "not a robench leaderboard")
+
+
+def test_reproduce_then_eval_writes_keyed_rows(monkeypatch, capsys, suite_file, tmp_path, folder):
+    out = tmp_path / "out"
+    code, _, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "reproduce",
+        str(suite_file),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(folder),
+        "--device",
+        "cpu",
+    )
+    assert code == 0
+    board = pd.read_csv(out / "leaderboards" / "pgd20.csv")
+    assert sorted(board.run) == ["P1F3", "P1F4"]
+    row = board.set_index("run").loc["P1F4"]
+    assert (row.scenario, row.attack, row.eps, row.steps, row.n_eval) == (
+        "P1F4",
+        "pgd-linf",
+        "8/255",
+        20,
+        40,
+    )
+    assert row.dataset.startswith("image folder") and row.device == "cpu" and row.robench_version
+    assert 0 <= row.ra <= row.ta <= 100
+    # Another protocol (n) is another row; the same protocol again replaces its row.
+    for _ in range(2):
+        code, _, _ = run_cli(
+            monkeypatch,
+            capsys,
+            "eval",
+            str(out / "runs" / "P1F3"),
+            "--n",
+            "20",
+            "--leaderboard-dir",
+            str(out / "leaderboards"),
+            "--data-dir",
+            str(folder),
+        )
+        assert code == 0
+    board = pd.read_csv(out / "leaderboards" / "pgd20.csv")
+    assert len(board) == 3 and sorted(board.n_eval) == [20, 40, 40]
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(
+        [sys.executable, "-m", "robench", "list", "models"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "preact_resnet50v2" in result.stdout

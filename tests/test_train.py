@@ -1,0 +1,132 @@
+import json
+
+import pytest
+import torch
+from rich.console import Console
+
+from robench.config import load_suite
+from robench.config.suite import SUITES_DIR
+from robench.errors import ConfigError
+from robench.runtime import Runtime
+from robench.train import checkpoint as ckpt
+from robench.train import trainer as trainer_mod
+from robench.train.run_dir import RunDir
+from robench.train.schedule import lr_at_epoch
+from robench.train.trainer import train_run
+
+from synthetic import make_image_folder
+
+SUITE = """
+[protocol]
+data = "imagefolder"
+model = "preact_tiny"
+epochs = 3
+batch_size = 32
+lr = 0.05
+val_ra_subset = 20
+eval_n = 50
+eval_batch_size = 50
+[protocol.train_attack]
+steps = 2
+[protocol.val_attack]
+steps = 2
+[runs.st]
+finetune = "F3"
+[runs.at]
+finetune = "F4"
+"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture
+def suite(tmp_path):
+    path = tmp_path / "suite.toml"
+    path.write_text(SUITE)
+    return load_suite(path)
+
+
+def _train(suite, name, out, folder):
+    return train_run(
+        suite.runs[name],
+        out,
+        runtime=Runtime.select("cpu"),
+        console=Console(quiet=True),
+        suite=suite,
+        data_dir=folder,
+    )
+
+
+def test_paper_schedule_decays_after_epochs_30_and_50():
+    p = load_suite(SUITES_DIR / "paper.toml").protocol
+    assert [lr_at_epoch(p, e) for e in (1, 30, 31, 50, 51, 100)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    )
+
+
+def test_run_directory_holds_config_metrics_and_checkpoints(suite, folder, tmp_path):
+    result = _train(suite, "at", tmp_path, folder)
+    rd = RunDir(tmp_path / "at")
+    config = json.loads(rd.config.read_text())
+    assert config["run"]["scenario"] == "P1F4" and config["data"]["train"] == 360
+    lines = [json.loads(line) for line in rd.metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3]
+    assert all(0 <= r["val_ra"] <= r["val_ra_clean"] <= 100 for r in lines)
+    assert all(r["val_n"] == 40 and r["val_ra_n"] == 20 for r in lines)
+    assert result["epochs_to_best"] == max(lines, key=lambda r: r["val_ta"])["epoch"]
+    _, meta = ckpt.load_model_checkpoint(rd.checkpoint("best_ta"))
+    assert meta["epoch"] == result["epochs_to_best"] and meta["scenario"] == "P1F4"
+    assert meta["architecture"] == "preact_tiny" and meta["attack_bn_mode"] == "eval"
+    assert lines[-1]["val_ta"] > 30  # the synthetic classes are learnable
+
+
+def test_resumed_run_equals_uninterrupted(suite, folder, tmp_path, monkeypatch):
+    _train(suite, "at", tmp_path / "straight", folder)
+
+    original = trainer_mod._EpochTrainer.run_epoch
+
+    def crash_in_epoch_3(self, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(trainer_mod._EpochTrainer, "run_epoch", crash_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        _train(suite, "at", tmp_path / "resumed", folder)
+    assert not RunDir(tmp_path / "resumed" / "at").is_finished()
+    monkeypatch.setattr(trainer_mod._EpochTrainer, "run_epoch", original)
+    _train(suite, "at", tmp_path / "resumed", folder)
+
+    a, _ = ckpt.load_checkpoint(RunDir(tmp_path / "straight" / "at").checkpoint("last"))
+    b, _ = ckpt.load_checkpoint(RunDir(tmp_path / "resumed" / "at").checkpoint("last"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
+    metrics = [
+        [json.loads(x)["val_ta"] for x in (p / "at" / "metrics.jsonl").read_text().splitlines()]
+        for p in (tmp_path / "straight", tmp_path / "resumed")
+    ]
+    assert metrics[0] == metrics[1]
+
+
+def test_finished_run_is_skipped_and_a_changed_one_refused(suite, folder, tmp_path, monkeypatch):
+    _train(suite, "st", tmp_path, folder)
+    monkeypatch.setattr(trainer_mod, "make_splits", lambda *a, **k: pytest.fail("retrained"))
+    _train(suite, "st", tmp_path, folder)  # skipped: no data loaded
+    monkeypatch.undo()
+    changed = SUITE.replace("epochs = 3", "epochs = 4")
+    path = tmp_path / "changed.toml"
+    path.write_text(changed)
+    with pytest.raises(ConfigError, match="different configuration"):
+        _train(load_suite(path), "st", tmp_path, folder)
+
+
+def test_divergence_stops_with_epoch_and_step(suite, folder, tmp_path, monkeypatch):
+    real_ce = torch.nn.functional.cross_entropy
+    monkeypatch.setattr(
+        trainer_mod.F, "cross_entropy", lambda *a, **k: real_ce(*a, **k) * float("nan")
+    )
+    with pytest.raises(trainer_mod.DivergenceError, match="epoch 1, step 10"):
+        _train(suite, "st", tmp_path, folder)
