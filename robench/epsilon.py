@@ -1,6 +1,6 @@
-"""Attack budgets written the way papers write them ("8/255"), kept exact as strings.
+"""Attack budgets written the way papers write them ("8/255").
 
-Leaderboards carry eps both as the fraction string a reader recognises and as a float.
+Suites and leaderboards keep the fraction string a reader recognises; code uses the float.
 """
 
 from __future__ import annotations
@@ -19,15 +19,3 @@ def parse_eps(value: str | float | int) -> float:
     if not 0.0 <= eps <= 1.0:
         raise ConfigError(f"eps {value!r} = {eps:g} is outside [0, 1]; inputs live in [0, 1]")
     return eps
-
-
-def format_eps(value: str | float) -> str:
-    """The fraction string for an eps: "8/255" stays "8/255"; 8/255 as a float becomes "8/255"."""
-    if isinstance(value, str) and "/" in value:
-        num, den = (int(part) for part in value.split("/"))
-        return f"{num}/{den}"
-    eps = parse_eps(value)
-    frac = Fraction(eps).limit_denominator(255 * 255)
-    if frac.denominator != 0 and (frac * 255).denominator == 1:
-        return f"{int(frac * 255)}/255"
-    return f"{frac.numerator}/{frac.denominator}" if frac.denominator < 1000 else f"{eps:g}"

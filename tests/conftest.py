@@ -1,4 +1,10 @@
-"""Shared fixtures: the real JPEG CIFAR-10 copy (via ROBENCH_DATA) and a tiny trained model."""
+"""Shared fixtures: real data and real, externally trained models, located by env variables.
+
+ROBENCH_DATA     the CIFAR-10 image folder (here: ../shared/data/cifar10-jpeg)
+ROBENCH_EXACT    exact pixels of the first 1,017 test images (../shared/data/cifar10-exact)
+ROBENCH_EXTERNAL the folder with resnet20-standard.pth and resnet20-adv.pth (../shared/external)
+.ci/run sets all three; tests that need one skip where it is not set.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +13,55 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from external_resnet20 import resnet20
 
-from robench.data import BatchIterator, make_splits
-from robench.models import create
-
-REAL_DATA = os.environ.get("ROBENCH_DATA")
+from robench.data import load_source
 
 
-def _real_data_available() -> bool:
-    return bool(REAL_DATA) and Path(REAL_DATA, "train").is_dir()
-
-
-requires_real_data = pytest.mark.skipif(
-    not _real_data_available(), reason="set ROBENCH_DATA to the CIFAR-10 image folder"
-)
+def _env_dir(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value and Path(value).is_dir() else None
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Decoded-data cache shared by the session but never the user's own cache dir."""
-    cache = os.environ.get("ROBENCH_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
-    monkeypatch.setenv("ROBENCH_CACHE", cache)
+    monkeypatch.setenv("ROBENCH_CACHE", _session_cache(tmp_path_factory))
+
+
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return os.environ.get("ROBENCH_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
 
 
 @pytest.fixture(scope="session")
-def real_splits(tmp_path_factory: pytest.TempPathFactory):
-    if not _real_data_available():
-        pytest.skip("set ROBENCH_DATA to the CIFAR-10 image folder")
-    cache = os.environ.get("ROBENCH_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
-    os.environ["ROBENCH_CACHE"] = cache
-    return make_splits("cifar10", REAL_DATA, seed=0, train_subset=8000)
+def exact_test_batch(tmp_path_factory):
+    """The first 1,000 official CIFAR-10 test images (exact pixels) in [0, 1], and labels."""
+    root = _env_dir("ROBENCH_EXACT")
+    if root is None:
+        pytest.skip("set ROBENCH_EXACT to the exact-pixel CIFAR-10 folder")
+    os.environ["ROBENCH_CACHE"] = _session_cache(tmp_path_factory)
+    test, _ = load_source("imagefolder", root, "test")
+    x = torch.from_numpy(test.images[:1000]).permute(0, 3, 1, 2).float() / 255
+    return x.contiguous(), torch.from_numpy(test.labels[:1000])
 
 
-@pytest.fixture(scope="session")
-def standard_model(real_splits):
-    """preact_tiny trained normally for 3 epochs on 8,000 images: ~55% TA, no robustness."""
-    torch.manual_seed(0)
-    model = create("preact_tiny")
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    batches = BatchIterator(real_splits.train, 128, shuffle=True, augment=True, seed=0)
-    model.train()
-    for epoch in range(3):
-        batches.set_epoch(epoch)
-        for x, y in batches:
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+def _external(name: str) -> torch.nn.Module:
+    folder = _env_dir("ROBENCH_EXTERNAL")
+    if folder is None:
+        pytest.skip("set ROBENCH_EXTERNAL to the folder of externally trained checkpoints")
+    payload = torch.load(folder / f"{name}.pth", weights_only=True, map_location="cpu")
+    model = resnet20()
+    model.load_state_dict(payload["state_dict"], strict=True)
     return model.eval()
 
 
 @pytest.fixture(scope="session")
-def test_batch(real_splits):
-    """The first 1,000 test images in official order, as float tensors in [0, 1]."""
-    test = real_splits.test.first(1000)
-    x = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
-    return x.contiguous(), torch.from_numpy(test.labels)
+def standard_resnet20() -> torch.nn.Module:
+    """A normally trained CIFAR ResNet-20 from elsewhere (~93% clean accuracy)."""
+    return _external("resnet20-standard")
+
+
+@pytest.fixture(scope="session")
+def adversarial_resnet20() -> torch.nn.Module:
+    """A PGD-trained CIFAR ResNet-20 from elsewhere: robust accuracy well between 0 and clean."""
+    return _external("resnet20-adv")

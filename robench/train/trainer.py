@@ -127,15 +127,23 @@ def train_run(
 
 
 class _EpochTrainer:
-    def __init__(self, run, model, optimizer, splits, runtime, console) -> None:
+    """One epoch of training plus validation; holds what stays fixed across epochs."""
+
+    def __init__(
+        self,
+        run: RunSpec,
+        model: Classifier,
+        optimizer: torch.optim.Optimizer,
+        splits: DataSplits,
+        runtime: Runtime,
+        console: Console,
+    ) -> None:
         p = run.protocol
-        self.run, self.model, self.optimizer, self.runtime, self.console = (
-            run,
-            model,
-            optimizer,
-            runtime,
-            console,
-        )
+        self.run = run
+        self.model = model
+        self.optimizer = optimizer
+        self.runtime = runtime
+        self.console = console
         self.forward = runtime.maybe_compile(model)
         self.train_batches = BatchIterator(
             splits.train,
