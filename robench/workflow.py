@@ -11,12 +11,15 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from robench.atomic import atomic_write
 from robench.config import Suite
 from robench.eval.runner import evaluate_run
 from robench.eval.suites import get_eval_suite
 from robench.leaderboard import board_table, upsert_rows
+from robench.leaderboard.table3 import build_table3, table3_rich
 from robench.runtime import Runtime
-from robench.train.trainer import train_run
+from robench.train.pretrainer import pretrain_run
+from robench.train.trainer import PRETRAIN_FOLDER, train_run
 
 
 def runtime_for(suite: Suite, device: str) -> Runtime:
@@ -33,9 +36,20 @@ def train_suite(
     console: Console,
     data_dir: str | None,
 ) -> list[Path]:
+    """Pretrain what the selected runs start from (each pretraining once), then train them."""
     runtime = runtime_for(suite, device)
+    runs = suite.select(only)
+    for spec in suite.pretrainings(runs):
+        pretrain_run(
+            spec,
+            out / PRETRAIN_FOLDER,
+            runtime=runtime,
+            console=console,
+            suite=suite,
+            data_dir=data_dir,
+        )
     paths = []
-    for run in suite.select(only):
+    for run in runs:
         train_run(run, out, runtime=runtime, console=console, suite=suite, data_dir=data_dir)
         paths.append(out / run.name)
     return paths
@@ -88,11 +102,12 @@ def reproduce(
     console: Console,
     data_dir: str | None,
 ) -> Path:
+    """Train every run (pretraining first), evaluate PGD-20, write pgd20.csv and table3.csv."""
     runs_dir, boards_dir = out / "runs", out / "leaderboards"
     run_paths = train_suite(
         suite, runs_dir, only=only, device=device, console=console, data_dir=data_dir
     )
-    evaluate_runs(
+    board = evaluate_runs(
         run_paths,
         "pgd20",
         boards_dir,
@@ -101,4 +116,9 @@ def reproduce(
         data_dir=data_dir,
         seed=suite.protocol.seed,
     )
+    names = {p.name for p in run_paths}
+    table3 = build_table3(board[board["run"].isin(names)])
+    table3_path = boards_dir / "table3.csv"
+    atomic_write(table3_path, lambda tmp: table3.to_csv(tmp, index=False))
+    console.print(table3_rich(table3, f"Table 3: {table3_path}"))
     return boards_dir

@@ -94,3 +94,17 @@ def test_pgd_matches_torchattacks_on_1000_images(adversarial_resnet20, exact_tes
     clean = _accuracy(model, x, y)
     assert 10 < theirs < clean - 20, "the comparison needs a regime where the attack half-works"
     assert abs(ours - theirs) <= 1.0
+
+
+def test_restarts_keep_the_first_fooling_start_and_accept_positional_targets():
+    from robench.models import create as create_model
+    from robench.pretext import create_task
+
+    backbone = create_model("preact_tiny").eval()
+    task = create_task("selfie", backbone, num_layers=1, num_heads=4, ffn_dim=32).eval()
+    batch = task.make_batch(torch.rand(4, 3, 32, 32), torch.Generator().manual_seed(0))
+    x_adv = PGD(8 / 255, 2 / 255, 2, restarts=3).perturb(
+        task.bind(backbone, batch), batch.inputs, batch.targets
+    )
+    assert x_adv.shape == batch.inputs.shape
+    assert (x_adv - batch.inputs).abs().max() <= 8 / 255 + 1e-6

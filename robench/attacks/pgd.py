@@ -62,7 +62,8 @@ class PGD(Attack):
                 return x_adv
             # Keep, per example, the first restart that fools the model (AutoAttack's rule).
             with torch.no_grad(), self._autocast(x):
-                fooled = model(x_adv).argmax(1) != y
+                wrong = model(x_adv).argmax(1) != y
+            fooled = wrong.reshape(len(y), -1).any(1)  # (N, d) targets: any position wrong
             take = fooled & still_robust if restart else torch.ones_like(still_robust)
             best[take] = x_adv[take]
             still_robust &= ~fooled

@@ -1,9 +1,9 @@
 """Suite files and their typed, validated configuration."""
 
+from robench.config.protocol import AttackConfig, PretrainProtocol, Protocol
 from robench.config.suite import (
     FINETUNE_SCENARIOS,
-    AttackConfig,
-    Protocol,
+    PretrainSpec,
     RunSpec,
     Suite,
     load_suite,
@@ -13,6 +13,8 @@ from robench.config.suite import (
 __all__ = [
     "FINETUNE_SCENARIOS",
     "AttackConfig",
+    "PretrainProtocol",
+    "PretrainSpec",
     "Protocol",
     "RunSpec",
     "Suite",

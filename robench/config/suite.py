@@ -1,14 +1,20 @@
-"""Suite files: a shared `[protocol]` and named `[runs.*]` that may override any protocol key.
+"""Suite files: protocols, pretraining runs and fine-tuning runs, validated on reading.
 
     [suite]
     description = "..."
-    [protocol]            # data, model, schedule, subsets, seed
+    [protocol]                 # fine-tuning: data, model, schedule, subsets, seed
     [protocol.train_attack]
-    [runs.P1F4]
-    pretrain = "none"
-    finetune = "F4"
-    epochs = 20           # per-run override of a protocol key
+    [pretrain_protocol]        # self-supervised pretraining defaults
+    [pretraining.adv-rotation] # optional: a named pretraining run with overrides
+    task = "rotation"
+    mode = "adv"
+    [runs.rotation-P3F4]
+    pretrain = "adv:rotation"  # none | std:<task> | adv:<task>
+    finetune = "F4"            # F1..F4 (paper Table 2)
+    epochs = 20                # per-run override of a protocol key
 
+A run with pretrain = "<mode>:<task>" starts from the pretraining run named by its
+`pretraining` key, by default "<mode>-<task>", declared or implied by [pretrain_protocol].
 Everything is validated when the file is read, so a typo fails in a second, not after an hour.
 """
 
@@ -17,12 +23,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robench.config.protocol import PretrainProtocol, Protocol
 from robench.config.typed import build, merge
-from robench.epsilon import parse_eps
 from robench.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -38,101 +44,41 @@ FINETUNE_SCENARIOS = {
     "F4": (False, True),
 }
 SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
+PRETRAIN_MODES = {"std": "P2", "adv": "P3"}
+RESERVED_RUN_NAMES = {"pretrain"}  # <out>/pretrain/ holds the pretraining runs
 
 
 @dataclass(frozen=True)
-class AttackConfig:
-    """An L-inf/L2 PGD attack; eps and step size as fractions of the [0, 1] range ("8/255")."""
+class PretrainSpec:
+    """One self-supervised pretraining run, shared by every fine-tuning run that names it."""
 
-    eps: str = "8/255"
-    step_size: str = "2/255"
-    steps: int = 10
-    restarts: int = 1
-    norm: str = "linf"
-    bn_mode: str = "eval"
-
-    def __post_init__(self) -> None:
-        parse_eps(self.eps)
-        parse_eps(self.step_size)
-        if self.steps < 0 or self.restarts < 1:
-            raise ConfigError(
-                f"attack needs steps >= 0 and restarts >= 1, got {self.steps}, {self.restarts}"
-            )
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"attack norm {self.norm!r} must be 'linf' or 'l2'")
-        if self.bn_mode not in ("eval", "train"):
-            raise ConfigError(f"attack bn_mode {self.bn_mode!r} must be 'eval' or 'train'")
+    name: str
+    task: str
+    mode: str  # "std" (P2) or "adv" (P3)
+    protocol: PretrainProtocol
 
     @property
-    def eps_value(self) -> float:
-        return parse_eps(self.eps)
+    def adversarial(self) -> bool:
+        return self.mode == "adv"
 
-    @property
-    def step_value(self) -> float:
-        return parse_eps(self.step_size)
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Everything that determines a run's numbers. Defaults are the paper's (PROTOCOL.md)."""
-
-    data: str = "cifar10"
-    model: str = "preact_resnet50v2"
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    # Fractions of `epochs` where lr is multiplied by lr_gamma: the paper's 30 and 50 of 100.
-    lr_milestones: tuple[float, ...] = (0.3, 0.5)
-    lr_gamma: float = 0.1
-    seed: int = 0
-    val_fraction: float = 0.1
-    train_subset: int | None = None
-    val_subset: int | None = None
-    # Validation RA is measured on the first `val_ra_subset` validation images each epoch.
-    val_ra_subset: int | None = 1000
-    # Test images for evaluation: the first eval_n in the official order; unset = all.
-    eval_n: int | None = None
-    eval_batch_size: int = 500
-    train_attack: AttackConfig = field(default_factory=AttackConfig)
-    val_attack: AttackConfig = field(default_factory=lambda: AttackConfig(steps=20))
-    # CUDA fast path (ignored on CPU): bf16 autocast, channels_last, torch.compile.
-    amp: bool = True
-    channels_last: bool = True
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        positive = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "eval_batch_size": self.eval_batch_size,
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "mode": self.mode,
+            "protocol": dataclasses.asdict(self.protocol),
         }
-        for name, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {value}")
-        for name in ("train_subset", "val_subset", "val_ra_subset", "eval_n"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be >= 1, got {value}")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ConfigError("need lr > 0, weight_decay >= 0 and 0 <= momentum < 1")
-        if any(not 0 < m <= 1 for m in self.lr_milestones):
-            raise ConfigError(f"lr_milestones are fractions in (0, 1]: {self.lr_milestones}")
-
-    def milestone_epochs(self) -> list[int]:
-        """Milestones scaled to this run's epoch count (30, 50 of 100 -> 6, 10 of 20)."""
-        return sorted({max(1, round(m * self.epochs)) for m in self.lr_milestones})
 
 
 @dataclass(frozen=True)
 class RunSpec:
+    """One fine-tuning (or end-to-end, P1) run."""
+
     name: str
-    pretrain: str
+    pretrain: str  # "none", "std:<task>" or "adv:<task>"
     finetune: str
     protocol: Protocol
+    pretraining: PretrainSpec | None = None
 
     @property
     def pretext(self) -> str:
@@ -140,8 +86,8 @@ class RunSpec:
 
     @property
     def scenario(self) -> str:
-        p = {"none": "P1", "std": "P2", "adv": "P3"}[self.pretrain.split(":", 1)[0]]
-        return f"{p}{self.finetune}"
+        mode = self.pretrain.split(":", 1)[0]
+        return f"{PRETRAIN_MODES.get(mode, 'P1')}{self.finetune}"
 
     @property
     def adversarial(self) -> bool:
@@ -155,6 +101,7 @@ class RunSpec:
         return {
             "name": self.name,
             "pretrain": self.pretrain,
+            "pretraining": None if self.pretraining is None else self.pretraining.to_dict(),
             "finetune": self.finetune,
             "pretext": self.pretext,
             "scenario": self.scenario,
@@ -181,6 +128,14 @@ class Suite:
             )
         return [self.runs[name] for name in only]
 
+    def pretrainings(self, runs: list[RunSpec]) -> list[PretrainSpec]:
+        """The distinct pretraining runs that `runs` start from, each once."""
+        seen: dict[str, PretrainSpec] = {}
+        for run in runs:
+            if run.pretraining is not None:
+                seen.setdefault(run.pretraining.name, run.pretraining)
+        return list(seen.values())
+
 
 def resolve_suite_path(name_or_path: str | Path) -> Path:
     """A path to a TOML file, or the name of a suite shipped in `suites/` ("quick")."""
@@ -204,23 +159,28 @@ def load_suite(name_or_path: str | Path) -> Suite:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     where = str(path)
-    unknown = sorted(set(doc) - {"suite", "protocol", "runs"})
+    tables = {"suite", "protocol", "pretrain_protocol", "pretraining", "runs"}
+    unknown = sorted(set(doc) - tables)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown top-level table {unknown[0]!r} (suite, protocol, runs)"
+            f"{where}: unknown top-level table {unknown[0]!r} ({', '.join(sorted(tables))})"
         )
     meta = doc.get("suite", {})
     bad_meta = sorted(set(meta) - {"name", "description"})
     if bad_meta:
-        raise ConfigError(
-            f"{where}: suite.{bad_meta[0]}: unknown key; valid keys: description, name"
-        )
+        raise ConfigError(f"{where}: suite.{bad_meta[0]}: unknown key; valid: description, name")
     base = doc.get("protocol", {})
     protocol = build(Protocol, base, f"{where}: protocol")
+    pretrain_base = doc.get("pretrain_protocol", {})
+    build(PretrainProtocol, pretrain_base, f"{where}: pretrain_protocol")
+    declared = doc.get("pretraining", {})
     runs_table = doc.get("runs", {})
     if not runs_table:
         raise ConfigError(f"{where}: no [runs.<name>] tables; a suite needs at least one run")
-    runs = {name: _build_run(name, table, base, where) for name, table in runs_table.items()}
+    runs = {
+        name: _build_run(name, table, base, pretrain_base, declared, protocol, where)
+        for name, table in runs_table.items()
+    }
     return Suite(
         name=str(meta.get("name", path.stem)),
         description=str(meta.get("description", "")),
@@ -231,37 +191,121 @@ def load_suite(name_or_path: str | Path) -> Suite:
     )
 
 
-def _build_run(name: str, table: Any, base: dict[str, Any], where: str) -> RunSpec:
+def _check_name(name: str, at: str) -> None:
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"{at}: names may hold letters, digits, '-' and '_' only")
+
+
+def _build_run(
+    name: str,
+    table: Any,
+    base: dict[str, Any],
+    pretrain_base: dict[str, Any],
+    declared: dict[str, Any],
+    protocol: Protocol,
+    where: str,
+) -> RunSpec:
     at = f"{where}: runs.{name}"
     if not isinstance(table, dict):
         raise ConfigError(f"{at}: expected a table")
-    if not name.replace("_", "").replace("-", "").isalnum():
-        raise ConfigError(f"{at}: run names may hold letters, digits, '-' and '_' only")
+    _check_name(name, at)
+    if name in RESERVED_RUN_NAMES:
+        raise ConfigError(f"{at}: {name!r} is reserved for the pretraining runs' folder")
     table = dict(table)
     pretrain = table.pop("pretrain", "none")
+    pretraining_name = table.pop("pretraining", None)
     finetune = table.pop("finetune", None)
     if finetune not in FINETUNE_SCENARIOS:
         raise ConfigError(f"{at}.finetune: must be one of F1, F2, F3, F4, got {finetune!r}")
-    _check_pretrain(pretrain, finetune, at)
-    protocol = build(Protocol, merge(base, table), at)
-    return RunSpec(name=name, pretrain=pretrain, finetune=finetune, protocol=protocol)
-
-
-def _check_pretrain(pretrain: Any, finetune: str, at: str) -> None:
+    run_protocol = build(Protocol, merge(base, table), at)
     if pretrain == "none":
         if FINETUNE_SCENARIOS[finetune][0]:
             raise ConfigError(
                 f"{at}: {finetune} freezes a pretrained trunk, but pretrain = 'none' "
                 f"(end-to-end training is F3 or F4)"
             )
-        return
-    from robench.pretext import PRETEXTS  # late import: pretext tasks register themselves
+        if pretraining_name is not None:
+            raise ConfigError(f"{at}.pretraining: names a pretraining run but pretrain = 'none'")
+        return RunSpec(name, "none", finetune, run_protocol)
+    mode, task = _parse_pretrain(pretrain, at)
+    spec = _pretraining(
+        pretraining_name or f"{mode}-{task}", mode, task, pretrain_base, declared, protocol, where
+    )
+    if (spec.mode, spec.task) != (mode, task):
+        raise ConfigError(
+            f"{at}: pretrain = {pretrain!r} but pretraining {spec.name!r} is "
+            f"{spec.mode}:{spec.task}"
+        )
+    if spec.protocol.model != run_protocol.model:
+        raise ConfigError(
+            f"{at}: the model {run_protocol.model!r} cannot inherit the trunk of pretraining "
+            f"{spec.name!r} ({spec.protocol.model!r})"
+        )
+    return RunSpec(name, f"{mode}:{task}", finetune, run_protocol, spec)
 
+
+def _parse_pretrain(pretrain: Any, at: str) -> tuple[str, str]:
     mode, _, task = str(pretrain).partition(":")
-    if mode not in ("std", "adv") or not task:
+    if mode not in PRETRAIN_MODES or not task:
         raise ConfigError(
             f"{at}.pretrain: expected 'none', 'std:<task>' or 'adv:<task>', got {pretrain!r}"
         )
+    _check_task(task, f"{at}.pretrain")
+    return mode, task
+
+
+def _check_task(task: str, at: str) -> None:
+    from robench.pretext import PRETEXTS  # late import: tasks import models, not config
+
     if task not in PRETEXTS:
-        valid = ", ".join(PRETEXTS.names()) or "none implemented yet"
-        raise ConfigError(f"{at}.pretrain: unknown pretext task {task!r} (valid: {valid})")
+        raise ConfigError(
+            f"{at}: unknown pretext task {task!r} (valid: {', '.join(PRETEXTS.names())})"
+        )
+
+
+def _pretraining(
+    name: str,
+    mode: str,
+    task: str,
+    pretrain_base: dict[str, Any],
+    declared: dict[str, Any],
+    protocol: Protocol,
+    where: str,
+) -> PretrainSpec:
+    at = f"{where}: pretraining.{name}"
+    _check_name(name, at)
+    table = dict(declared.get(name, {"task": task, "mode": mode}))
+    if not isinstance(declared.get(name, {}), dict):
+        raise ConfigError(f"{at}: expected a table")
+    declared_task = table.pop("task", None)
+    declared_mode = table.pop("mode", None)
+    if declared_mode not in PRETRAIN_MODES:
+        raise ConfigError(f"{at}.mode: must be 'std' or 'adv', got {declared_mode!r}")
+    if not isinstance(declared_task, str):
+        raise ConfigError(f"{at}.task: a pretext task name is required")
+    _check_task(declared_task, f"{at}.task")
+    resolved = build(PretrainProtocol, merge(pretrain_base, table), at)
+    resolved = dataclasses.replace(
+        resolved,
+        model=resolved.model or protocol.model,
+        data=resolved.data or protocol.data,
+        seed=protocol.seed if resolved.seed is None else resolved.seed,
+    )
+    _check_task_options(resolved, at)
+    return PretrainSpec(name, declared_task, declared_mode, resolved)
+
+
+def _check_task_options(protocol: PretrainProtocol, at: str) -> None:
+    import inspect
+
+    from robench.pretext import PRETEXTS
+
+    for task, options in protocol.task_options.items():
+        _check_task(task, f"{at}.task_options")
+        params = inspect.signature(PRETEXTS.get(task)).parameters
+        unknown = sorted(set(options) - (set(params) - {"backbone"}))
+        if unknown:
+            valid = ", ".join(sorted(set(params) - {"backbone"})) or "(none)"
+            raise ConfigError(
+                f"{at}.task_options.{task}.{unknown[0]}: unknown option; valid: {valid}"
+            )

@@ -2,7 +2,7 @@
 
 Unknown keys and wrong types are errors that name the file and the dotted key, raised before
 any training starts. Supported field types: bool, int, float, str, `X | None`,
-`tuple[X, ...]` and nested dataclasses.
+`tuple[X, ...]`, nested dataclasses and `dict` (a free-form table checked by its user).
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, where)
     if hint is bool:

@@ -13,9 +13,23 @@ from pathlib import Path
 
 import numpy as np
 
-from robench.data.dataset import DataSplits
+from robench.data.dataset import ArrayDataset, DataSplits
 from robench.data.sources import get_source, load_source, resolve_data_root
 from robench.errors import ConfigError, DataError
+
+_LOADED: dict[tuple[str, str, str], tuple[ArrayDataset, dict]] = {}
+
+
+def _load_once(
+    source: str, root: Path, split: str, download: bool, progress: Callable[[str], None] | None
+) -> tuple[ArrayDataset, dict]:
+    """load_source, once per process: a suite's twenty runs need not re-hash 60,000 files."""
+    key = (source, str(root), split)
+    if key not in _LOADED:
+        if len(_LOADED) >= 4:  # two data sets' worth of train + test at most
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = load_source(source, root, split, download, progress)
+    return _LOADED[key]
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +73,8 @@ def make_splits(
     RobustBench-style quick-evaluation subset)."""
     get_source(source)  # an unknown name fails before any disk or network access
     root = resolve_data_root(data_dir)
-    full_train, train_info = load_source(source, root, "train", download, progress)
-    test, test_info = load_source(source, root, "test", download, progress)
+    full_train, train_info = _load_once(source, root, "train", download, progress)
+    test, test_info = _load_once(source, root, "test", download, progress)
     if full_train.classes != test.classes:
         raise DataError(
             f"train and test under {root} have different classes ({len(full_train.classes)} vs "

@@ -11,7 +11,6 @@ never stopped.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,18 @@ from robench.data import BatchIterator, DataSplits, make_splits
 from robench.errors import ConfigError, RobenchError
 from robench.eval.accuracy import correct_flags
 from robench.models import Classifier, create
-from robench.progress import make_progress
 from robench.provenance import git_revision, now_iso, versions
 from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
+from robench.train.loop import DivergenceError, run_epoch
 from robench.train.metrics_log import append_metrics, read_metrics, truncate_metrics
 from robench.train.run_dir import RunDir
 from robench.train.schedule import lr_at_epoch, make_optimizer, set_lr
+from robench.train.transfer import file_sha256, freeze, load_trunk
 
+PRETRAIN_FOLDER = "pretrain"  # <out>/pretrain/<name>: the pretraining runs fine-tuning starts from
 
-class DivergenceError(RobenchError):
-    """The loss became NaN or infinite."""
+__all__ = ["PRETRAIN_FOLDER", "DivergenceError", "train_run"]
 
 
 @dataclasses.dataclass
@@ -57,9 +57,10 @@ def train_run(
     suite: Suite | None = None,
     data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train `run` into `out_dir/<run.name>`; resume or skip work already on disk."""
-    if run.pretrain != "none":
-        raise ConfigError(f"run {run.name}: pretrain {run.pretrain!r} is not supported yet")
+    """Train `run` into `out_dir/<run.name>`; resume or skip work already on disk.
+
+    A run with pretraining starts from the trunk of `out_dir/pretrain/<pretraining name>`.
+    """
     rd = RunDir(out_dir / run.name)
     if rd.is_finished():
         _check_same_run(rd, run)
@@ -75,15 +76,26 @@ def train_run(
         val_subset=p.val_subset,
         test_subset=p.eval_n,
     )
+    torch.manual_seed(p.seed)
+    model = create(p.model, num_classes=len(splits.train.classes))
+    inherited = _inherit_trunk(run, model, out_dir)
+    if run.frozen_trunk:
+        freeze(model.trunk)
+    runtime.prepare(model)
     config = _resolved_config(run, suite, splits, runtime)
+    config["inherited_trunk"] = inherited
     if rd.config.is_file():
         _check_same_run(rd, run)
     rd.path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(rd.config, config)
 
-    torch.manual_seed(p.seed)
-    model = runtime.prepare(create(p.model, num_classes=len(splits.train.classes)))
-    optimizer = make_optimizer(model, p, runtime.device)
+    optimizer = make_optimizer(
+        list(model.parameters()),
+        lr=p.lr,
+        momentum=p.momentum,
+        weight_decay=p.weight_decay,
+        device=runtime.device,
+    )
     best, start_epoch = BestSoFar(), 0
     if ckpt.checkpoint_paths(rd.checkpoint("last"))[1].is_file():
         best, start_epoch = _resume(rd, model, optimizer)
@@ -165,46 +177,39 @@ class _EpochTrainer:
         set_lr(self.optimizer, lr)
         self.train_batches.set_epoch(epoch)
         generator = self.runtime.generator(p.seed * 1_000_003 + epoch)
-        loss_sum = torch.zeros((), device=self.runtime.device)
-        correct = torch.zeros((), device=self.runtime.device, dtype=torch.long)
-        seen, start = 0, time.perf_counter()
         self.model.train()
-        with make_progress(self.console) as progress:
-            task = progress.add_task(
-                f"{self.run.name} epoch {epoch}/{p.epochs}",
-                total=self.train_batches.num_examples,
-                rate=0.0,
-                info="",
-            )
-            for step, (x, y) in enumerate(self.train_batches, 1):
-                if self.train_attack is not None:
-                    x = self.train_attack.perturb(self.forward, x, y, generator)
-                with self.runtime.autocast():
-                    logits = self.forward(x)
-                loss = F.cross_entropy(logits.float(), y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.argmax(1) == y).sum()
-                seen += len(y)
-                if step % 10 == 0 or step == len(self.train_batches):
-                    running = float(loss_sum) / seen  # one host sync every 10 steps
-                    self._check_finite(running, epoch, step)
-                    rate = seen / (time.perf_counter() - start)
-                    progress.update(task, completed=seen, rate=rate, info=f"loss {running:.3f}")
-        train_seconds = time.perf_counter() - start
-        train_loss = float(loss_sum) / seen
-        self._check_finite(train_loss, epoch, len(self.train_batches))
+        if self.run.frozen_trunk:
+            self.model.trunk.eval()  # frozen BatchNorm statistics: the trunk stays bit-identical
+
+        def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+            if self.train_attack is not None:
+                x = self.train_attack.perturb(self.forward, x, y, generator)
+            with self.runtime.autocast():
+                logits = self.forward(x)
+            loss = F.cross_entropy(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            return loss, (logits.argmax(1) == y).sum(), len(y)
+
+        stats = run_epoch(
+            self.train_batches,
+            step,
+            name=self.run.name,
+            epoch=epoch,
+            epochs=p.epochs,
+            console=self.console,
+            device=self.runtime.device,
+        )
         val = self._validate(epoch)
         return {
             "epoch": epoch,
             "lr": lr,
-            "train_loss": train_loss,
-            "train_acc": float(correct) / seen * 100,
-            "train_images_per_s": seen / train_seconds,
+            "train_loss": stats.loss,
+            "train_acc": stats.accuracy,
+            "train_images_per_s": stats.images_per_s,
             **val,
-            "seconds": time.perf_counter() - start,
+            "seconds": stats.seconds + val["val_seconds"],
         }
 
     def _validate(self, epoch: int) -> dict[str, Any]:
@@ -224,13 +229,6 @@ class _EpochTrainer:
             "val_seconds": ta.seconds + ra.seconds,
         }
 
-    def _check_finite(self, loss: float, epoch: int, step: int) -> None:
-        if not math.isfinite(loss):
-            raise DivergenceError(
-                f"run {self.run.name} diverged: loss {loss} at epoch {epoch}, step {step}; "
-                "the last good checkpoint is kept (lower the lr or check the data)"
-            )
-
 
 def _resume(
     rd: RunDir, model: Classifier, optimizer: torch.optim.Optimizer
@@ -239,6 +237,27 @@ def _resume(
     ckpt.load_model_tensors(model, tensors, str(rd.checkpoint("last")))
     ckpt.load_optimizer_tensors(optimizer, model, tensors)
     return BestSoFar(**meta["best"]), int(meta["epoch"])
+
+
+def _inherit_trunk(run: RunSpec, model: Classifier, out_dir: Path) -> dict[str, Any] | None:
+    if run.pretraining is None:
+        return None
+    source = RunDir(out_dir / PRETRAIN_FOLDER / run.pretraining.name)
+    if not source.is_finished():
+        raise RobenchError(
+            f"run {run.name} starts from pretraining {run.pretraining.name!r}, which has not "
+            f"finished under {source.path}; `robench train` trains it first when the suite "
+            "names it"
+        )
+    stem = source.path / "trunk"
+    meta = load_trunk(model, stem)
+    return {
+        "pretraining": run.pretraining.name,
+        "path": str(source.path),
+        "trunk_sha256": file_sha256(stem.with_suffix(".safetensors")),
+        "pretext": meta.get("pretext"),
+        "epoch": meta.get("epoch"),
+    }
 
 
 def _check_same_run(rd: RunDir, run: RunSpec) -> None:

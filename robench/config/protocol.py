@@ -1,0 +1,145 @@
+"""The protocol dataclasses: every setting that determines a run's numbers, validated.
+
+Defaults are the paper's (Sec. 4.2 and PROTOCOL.md). Suites override them per file and per
+run; the typed builder rejects unknown keys and wrong types before anything trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from robench.epsilon import parse_eps
+from robench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """An L-inf/L2 PGD attack; eps and step size as fractions of the [0, 1] range ("8/255")."""
+
+    eps: str = "8/255"
+    step_size: str = "2/255"
+    steps: int = 10
+    restarts: int = 1
+    norm: str = "linf"
+    bn_mode: str = "eval"
+
+    def __post_init__(self) -> None:
+        parse_eps(self.eps)
+        parse_eps(self.step_size)
+        if self.steps < 0 or self.restarts < 1:
+            raise ConfigError(
+                f"attack needs steps >= 0 and restarts >= 1, got {self.steps}, {self.restarts}"
+            )
+        if self.norm not in ("linf", "l2"):
+            raise ConfigError(f"attack norm {self.norm!r} must be 'linf' or 'l2'")
+        if self.bn_mode not in ("eval", "train"):
+            raise ConfigError(f"attack bn_mode {self.bn_mode!r} must be 'eval' or 'train'")
+
+    @property
+    def eps_value(self) -> float:
+        return parse_eps(self.eps)
+
+    @property
+    def step_value(self) -> float:
+        return parse_eps(self.step_size)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that determines a run's numbers. Defaults are the paper's (PROTOCOL.md)."""
+
+    data: str = "cifar10"
+    model: str = "preact_resnet50v2"
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    # Fractions of `epochs` where lr is multiplied by lr_gamma: the paper's 30 and 50 of 100.
+    lr_milestones: tuple[float, ...] = (0.3, 0.5)
+    lr_gamma: float = 0.1
+    seed: int = 0
+    val_fraction: float = 0.1
+    train_subset: int | None = None
+    val_subset: int | None = None
+    # Validation RA is measured on the first `val_ra_subset` validation images each epoch.
+    val_ra_subset: int | None = 1000
+    # Test images for evaluation: the first eval_n in the official order; unset = all.
+    eval_n: int | None = None
+    eval_batch_size: int = 500
+    train_attack: AttackConfig = field(default_factory=AttackConfig)
+    val_attack: AttackConfig = field(default_factory=lambda: AttackConfig(steps=20))
+    # CUDA fast path (ignored on CPU): bf16 autocast, channels_last, torch.compile.
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        for name in ("train_subset", "val_subset", "val_ra_subset", "eval_n"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("need lr > 0, weight_decay >= 0 and 0 <= momentum < 1")
+        if any(not 0 < m <= 1 for m in self.lr_milestones):
+            raise ConfigError(f"lr_milestones are fractions in (0, 1]: {self.lr_milestones}")
+
+    def milestone_epochs(self) -> list[int]:
+        """Milestones scaled to this run's epoch count (30, 50 of 100 -> 6, 10 of 20)."""
+        return sorted({max(1, round(m * self.epochs)) for m in self.lr_milestones})
+
+
+@dataclass(frozen=True)
+class PretrainProtocol:
+    """Self-supervised pretraining (P2 standard, P3 adversarial) of the trunk on a pretext task.
+
+    Cosine learning rate from lr_max to lr_min (unset: the task's paper values, 0.1 -> 1e-6 for
+    Rotation and Jigsaw, 0.025 -> 1e-6 for Selfie). The paper does not state the pretraining
+    length; suites set `epochs`.
+    """
+
+    model: str | None = None  # unset: the suite protocol's model (the trunk must transfer)
+    data: str | None = None  # unset: the fine-tuning training split (validation never seen)
+    data_dir: str | None = None  # a separate data root / image folder for `data`
+    val_fraction: float = 0.1  # the same split as fine-tuning when data and seed are the same
+    train_subset: int | None = None  # first n of the (shuffled) pretraining images: nested sizes
+    val_subset: int | None = 1000  # pretext accuracy on this many validation images per epoch
+    epochs: int = 100
+    batch_size: int = 256
+    lr_max: float | None = None
+    lr_min: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int | None = None  # unset: the suite protocol's seed
+    attack: AttackConfig = field(default_factory=AttackConfig)  # P3's PGD on the pretext loss
+    # Constructor options per task, e.g. [pretrain_protocol.task_options.selfie] num_layers = 2
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("train_subset", "val_subset"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        for name in ("lr_max", "lr_min"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("need weight_decay >= 0 and 0 <= momentum < 1")
+        for task, options in self.task_options.items():
+            if not isinstance(options, dict):
+                raise ConfigError(f"task_options.{task} must be a table of constructor options")

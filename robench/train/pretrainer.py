@@ -1,0 +1,273 @@
+"""Self-supervised pretraining of the trunk: standard (P2) or adversarial (P3).
+
+P3 crafts PGD examples on the pretext loss (the adversary perturbs the task's own input: the
+rotated image, the shuffled image, or the whole image for Selfie) and minimises
+0.5 * (clean loss + adversarial loss); P2 minimises the clean loss. The learning rate follows
+the paper's cosine schedule. The run directory keeps theta_p (`trunk.*`) and theta_pc
+(`task_head.*`) as separate checkpoints, because fine-tuning inherits only the trunk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from robench.atomic import write_json_atomic
+from robench.attacks.factory import pgd_from_config
+from robench.config import PretrainSpec, Suite
+from robench.data import ArrayDataset, BatchIterator, make_splits
+from robench.data.resize import resize_dataset
+from robench.errors import ConfigError
+from robench.models import Classifier, create
+from robench.pretext import PretextTask, create_task
+from robench.provenance import git_revision, now_iso, versions
+from robench.runtime import Runtime
+from robench.train import checkpoint as ckpt
+from robench.train.loop import run_epoch
+from robench.train.metrics_log import append_metrics, truncate_metrics
+from robench.train.run_dir import RunDir
+from robench.train.schedule import cosine_lr, make_optimizer, set_lr
+from robench.train.transfer import trunk_tensors
+
+INPUT_SIZE = 32
+TASK_PREFIX = "task."
+
+
+def pretrain_run(
+    spec: PretrainSpec,
+    out_dir: Path,
+    *,
+    runtime: Runtime,
+    console: Console,
+    suite: Suite | None = None,
+    data_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Pretrain into `out_dir/<spec.name>`; resume an unfinished run, skip a finished one."""
+    rd = RunDir(out_dir / spec.name)
+    if rd.is_finished():
+        _check_same(rd, spec)
+        console.print(f"[dim]{spec.name}: already pretrained ({rd.path}), skipping[/dim]")
+        return rd.read_result()
+    p = spec.protocol
+    splits = make_splits(
+        str(p.data),
+        p.data_dir or data_dir,
+        val_fraction=p.val_fraction,
+        seed=int(p.seed),
+        train_subset=p.train_subset,
+    )
+    train = resize_dataset(splits.train, INPUT_SIZE)
+    val = resize_dataset(
+        splits.val.first(min(p.val_subset or len(splits.val), len(splits.val))), INPUT_SIZE
+    )
+
+    torch.manual_seed(int(p.seed))
+    backbone = create(str(p.model), num_classes=len(splits.train.classes))
+    task = create_task(spec.task, backbone, **p.task_options.get(spec.task, {}))
+    trained = nn.ModuleDict({"trunk": backbone.trunk, "task": task})  # names for checkpoints
+    runtime.prepare(backbone)
+    runtime.prepare(task)
+    lr_max = p.lr_max or task.default_lr_max
+    lr_min = p.lr_min or task.default_lr_min
+    optimizer = make_optimizer(
+        list(trained.parameters()),
+        lr=lr_max,
+        momentum=p.momentum,
+        weight_decay=p.weight_decay,
+        device=runtime.device,
+    )
+    config = {
+        "pretraining": spec.to_dict(),
+        "suite": None
+        if suite is None
+        else {"name": suite.name, "path": suite.path, "sha256": suite.sha256},
+        "data": {
+            "dataset": splits.dataset,
+            "is_jpeg_copy": splits.is_jpeg_copy,
+            "content_hash": splits.content_hash,
+            "train": len(train),
+            "val": len(val),
+        },
+        "task_config": task.config(),
+        "lr": {"max": lr_max, "min": lr_min, "schedule": "cosine"},
+        "runtime": {"device": runtime.describe()},
+        "git_revision": git_revision(),
+        "versions": versions(),
+        "created": now_iso(),
+    }
+    if rd.config.is_file():
+        _check_same(rd, spec)
+    rd.path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(rd.config, config)
+
+    start_epoch = 0
+    if ckpt.checkpoint_paths(rd.checkpoint("last"))[1].is_file():
+        tensors, meta = ckpt.load_checkpoint(rd.checkpoint("last"))
+        ckpt.load_model_tensors(trained, tensors, str(rd.checkpoint("last")))
+        ckpt.load_optimizer_tensors(optimizer, trained, tensors)
+        start_epoch = int(meta["epoch"])
+        console.print(f"{spec.name}: resuming after epoch {start_epoch}")
+    truncate_metrics(rd.metrics, start_epoch)
+
+    epoch_runner = _PretrainEpoch(spec, backbone, task, optimizer, train, val, runtime, console)
+    meta = _meta(spec, task, config)
+    for epoch in range(start_epoch + 1, p.epochs + 1):
+        lr = cosine_lr(lr_max, lr_min, epoch, p.epochs)
+        set_lr(optimizer, lr)
+        record = {"epoch": epoch, "lr": lr, **epoch_runner.run(epoch)}
+        append_metrics(rd.metrics, record)
+        state = {**ckpt.model_tensors(trained), **ckpt.optimizer_tensors(optimizer, trained)}
+        ckpt.save_checkpoint(rd.checkpoint("last"), state, {**meta, "epoch": epoch})
+        console.print(_epoch_line(spec.name, record))
+
+    final = {**meta, "epoch": p.epochs}
+    ckpt.save_checkpoint(rd.path / "trunk", trunk_tensors(backbone), final)
+    task_state = {TASK_PREFIX + k: v for k, v in task.state_dict().items()}
+    ckpt.save_checkpoint(rd.path / "task_head", task_state, final)
+    result = {
+        "pretraining": spec.name,
+        "task": spec.task,
+        "mode": spec.mode,
+        "epochs": p.epochs,
+        "finished": now_iso(),
+    }
+    write_json_atomic(rd.result, result)
+    return result
+
+
+class _PretrainEpoch:
+    """One pretraining epoch and its validation (pretext accuracy on held-out images)."""
+
+    def __init__(
+        self,
+        spec: PretrainSpec,
+        backbone: Classifier,
+        task: PretextTask,
+        optimizer: torch.optim.Optimizer,
+        train: ArrayDataset,
+        val: ArrayDataset,
+        runtime: Runtime,
+        console: Console,
+    ) -> None:
+        self.spec = spec
+        self.backbone = backbone
+        self.task = task
+        self.optimizer = optimizer
+        self.runtime = runtime
+        self.console = console
+        p = spec.protocol
+        self.batches = BatchIterator(
+            train,
+            p.batch_size,
+            device=runtime.device,
+            shuffle=True,
+            augment=True,
+            seed=int(p.seed),
+            channels_last=runtime.channels_last,
+        )
+        self.val_batches = BatchIterator(val, p.batch_size, device=runtime.device)
+        self.attack = pgd_from_config(p.attack, runtime) if spec.adversarial else None
+
+    def run(self, epoch: int) -> dict[str, Any]:
+        p = self.spec.protocol
+        generator = self.runtime.generator(int(p.seed) * 1_000_003 + epoch)
+        adversarial_losses: list[torch.Tensor] = []
+
+        def step(x: torch.Tensor, _: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+            batch = self.task.make_batch(x, generator)
+            inputs_adv = None
+            if self.attack is not None:
+                bound = self.task.bind(self.backbone, batch)
+                inputs_adv = self.attack.perturb(bound, batch.inputs, batch.targets, generator)
+            self.backbone.train()
+            self.task.train()
+            with self.runtime.autocast():
+                logits = self.task.logits(self.backbone, batch.inputs, batch)
+            loss = self.task.loss(logits, batch.targets)
+            if inputs_adv is not None:
+                with self.runtime.autocast():
+                    logits_adv = self.task.logits(self.backbone, inputs_adv, batch)
+                loss_adv = self.task.loss(logits_adv, batch.targets)
+                adversarial_losses.append(loss_adv.detach())
+                loss = 0.5 * (loss + loss_adv)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            correct = (logits.argmax(1) == batch.targets).sum()
+            return loss, correct, batch.targets.numel()
+
+        stats = run_epoch(
+            self.batches,
+            step,
+            name=self.spec.name,
+            epoch=epoch,
+            epochs=p.epochs,
+            console=self.console,
+            device=self.runtime.device,
+        )
+        record: dict[str, Any] = {
+            "train_loss": stats.loss,
+            "train_pretext_acc": stats.accuracy,
+            "train_images_per_s": stats.images_per_s,
+            "seconds": stats.seconds,
+        }
+        if adversarial_losses:
+            record["train_loss_adv"] = float(torch.stack(adversarial_losses).mean())
+        record.update(self._validate(epoch))
+        return record
+
+    def _validate(self, epoch: int) -> dict[str, Any]:
+        generator = self.runtime.generator(int(self.spec.protocol.seed))  # same posing each epoch
+        self.backbone.eval()
+        self.task.eval()
+        correct = total = 0
+        loss_sum = 0.0
+        with torch.no_grad(), self.runtime.autocast():
+            for x, _ in self.val_batches:
+                batch = self.task.make_batch(x, generator)
+                logits = self.task.logits(self.backbone, batch.inputs, batch)
+                loss_sum += float(self.task.loss(logits, batch.targets)) * len(x)
+                correct += int((logits.argmax(1) == batch.targets).sum())
+                total += batch.targets.numel()
+        n = self.val_batches.num_examples
+        return {
+            "val_pretext_loss": loss_sum / max(n, 1),
+            "val_pretext_acc": 100 * correct / max(total, 1),
+        }
+
+
+def _check_same(rd: RunDir, spec: PretrainSpec) -> None:
+    import json
+
+    existing = rd.read_config().get("pretraining")
+    if existing != json.loads(json.dumps(spec.to_dict())):
+        raise ConfigError(
+            f"{rd.path} holds a pretraining run with a different configuration; "
+            "choose another --out directory or delete that run"
+        )
+
+
+def _meta(spec: PretrainSpec, task: PretextTask, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "architecture": spec.protocol.model,
+        "pretext": spec.task,
+        "mode": spec.mode,
+        "scenario": "P3" if spec.adversarial else "P2",
+        "pretraining": spec.name,
+        "task_config": task.config(),
+        "dataset": config["data"]["dataset"],
+        "attack_bn_mode": spec.protocol.attack.bn_mode,
+    }
+
+
+def _epoch_line(name: str, r: dict[str, Any]) -> str:
+    adv = f"  adv loss {r['train_loss_adv']:.4f}" if "train_loss_adv" in r else ""
+    return (
+        f"{name} epoch {r['epoch']:>3}  lr {r['lr']:.4g}  loss {r['train_loss']:.4f}{adv}  "
+        f"pretext acc {r['train_pretext_acc']:.1f}  val pretext acc {r['val_pretext_acc']:.1f}  "
+        f"{r['train_images_per_s']:.0f} img/s  {r['seconds']:.1f}s"
+    )
