@@ -25,9 +25,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, _MODE)
     try:
         write(tmp)
+        os.chmod(tmp, _MODE)  # after writing: some writers (safetensors) recreate the file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -120,7 +120,7 @@ def reproduce(
     boards = run_reproduce(
         load_suite(suite), out, only=only, device=device, console=console, data_dir=data_dir
     )
-    console.print(f"leaderboards: {boards}")
+    console.print(f"leaderboards: {boards}", soft_wrap=True)
 
 
 @app.command()
@@ -141,18 +141,149 @@ def quickstart(
     )
     minutes = (time.perf_counter() - start) / 60
     console.print(
-        f"\n[bold green]quickstart done[/bold green] in {minutes:.1f} min. Runs: {out / 'runs'}; "
-        f"leaderboard: {boards / 'pgd20.csv'} (show it with "
-        f"`robench leaderboard show {boards / 'pgd20.csv'}`)"
+        f"\n[bold green]quickstart done[/bold green] in {minutes:.1f} min.\n"
+        f"  runs:         {out / 'runs'}\n"
+        f"  leaderboards: {boards / 'pgd20.csv'}, {boards / 'table3.csv'}\n"
+        f"  report:       {out / 'report.html'}\n"
+        f"  show one:     robench leaderboard show {boards / 'table3.csv'}",
+        soft_wrap=True,
     )
+
+
+@app.command("transfer-matrix")
+def transfer_matrix_(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (2 or more).")],
+    out: Annotated[Path, typer.Option(help="Gets the CSVs and PNGs.")],
+    attack: Annotated[str, typer.Option(help="Evaluation suite whose attack is used.")] = "pgd20",
+    n: Annotated[
+        int | None, typer.Option(help="First n test images (default: runs' eval_n).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the attack's random start.")] = 0,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+) -> None:
+    """Attack success rates of each run's examples on every run, and their overlaps."""
+    from robench.eval.suites import get_eval_suite
+    from robench.runtime import Runtime
+    from robench.workflow import transfer_analysis
+
+    get_eval_suite(attack)
+    if n is not None and n < 1:
+        raise RobenchError(f"--n must be >= 1, got {n}")
+    figures = transfer_analysis(
+        run_dirs,
+        out,
+        out,
+        runtime=Runtime.select(device),
+        console=console,
+        n=n,
+        data_dir=data_dir,
+        seed=seed,
+        suite_name=attack,
+    )
+    console.print("figures:\n" + "\n".join(f"  {p}" for p in figures), soft_wrap=True)
+
+
+@app.command()
+def plot(
+    csv: Annotated[Path, typer.Argument(help="A pgd20 leaderboard CSV.")],
+    out: Annotated[Path, typer.Option(help="The PNG to write.")],
+) -> None:
+    """The paper's Figure 1: TA against RA, marker area = epochs to the best model."""
+    from robench.leaderboard import PGD20, read_board
+    from robench.report import plot_ta_ra
+
+    board = read_board(csv, PGD20)
+    if board.empty:
+        raise RobenchError(f"{csv} has no rows to plot")
+    console.print(f"wrote {plot_ta_ra(board, out)}", soft_wrap=True)
 
 
 @leaderboard_app.command("show")
 def leaderboard_show(csv: Annotated[Path, typer.Argument(help="A leaderboard CSV.")]) -> None:
     """Print a leaderboard as a table."""
     from robench.leaderboard import board_table, read_board
+    from robench.leaderboard.table3 import table3_rich
 
-    console.print(board_table(read_board(csv), str(csv)))
+    board = read_board(csv)
+    console.print(
+        table3_rich(board, str(csv)) if csv.stem == "table3" else board_table(board, str(csv))
+    )
+
+
+@leaderboard_app.command("validate")
+def leaderboard_validate(
+    csvs: Annotated[list[Path], typer.Argument(help="Leaderboard CSVs to check.")],
+) -> None:
+    """Check files against the leaderboard schema: exit 0 when all are valid, 1 otherwise."""
+    from robench.leaderboard import validate_board
+
+    failed = 0
+    for csv in csvs:
+        if not csv.is_file():
+            raise RobenchError(f"leaderboard {csv} does not exist")
+        schema, problems = validate_board(csv)
+        name = schema.name if schema else "unknown"
+        if problems:
+            failed += 1
+            console.print(f"[red]invalid[/red] {csv} ({name}): " + "; ".join(problems))
+        else:
+            console.print(f"[green]valid[/green] {csv} ({name})")
+    if failed:
+        raise typer.Exit(1)
+
+
+@leaderboard_app.command("diff")
+def leaderboard_diff(
+    base: Annotated[Path, typer.Argument(help="The reference leaderboard.")],
+    new: Annotated[Path, typer.Argument(help="The leaderboard to compare with it.")],
+    tol: Annotated[float, typer.Option(help="Allowed |change| of a metric (pp).")] = 0.5,
+    key: Annotated[
+        list[str] | None, typer.Option(help="Match rows on these columns (default: schema key).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="rich or md.")] = "rich",
+) -> None:
+    """What moved: exit 0 within tolerance, 1 on a regression or lost row, 2 on bad input."""
+    from robench.leaderboard.diff import diff_boards, diff_markdown, diff_tables, summary
+
+    if fmt not in ("rich", "md"):
+        raise RobenchError(f"--format must be rich or md, got {fmt!r}")
+    result = diff_boards(base, new, tol=tol, key=tuple(key) if key else None)
+    if fmt == "md":
+        sys.stdout.write(diff_markdown(result))
+    else:
+        for table in diff_tables(result):
+            console.print(table)
+        style = "green" if result.ok else "red"
+        console.print(f"[{style}]{summary(result)}[/{style}]", soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@leaderboard_app.command("render")
+def leaderboard_render(
+    csv: Annotated[Path, typer.Argument(help="A leaderboard CSV.")],
+    fmt: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
+    out: Annotated[Path | None, typer.Option(help="Write here (md default: stdout).")] = None,
+) -> None:
+    """A leaderboard as a markdown table or a self-contained, sortable HTML page."""
+    from robench.atomic import write_text_atomic
+    from robench.leaderboard import read_board
+    from robench.report.page import board_markdown, report_html
+
+    board = read_board(csv)
+    if fmt == "md":
+        text = board_markdown(board, csv.stem)
+    elif fmt == "html":
+        text = report_html(f"robench leaderboard: {csv.name}", {csv.stem: board}, [])
+        out = out or csv.with_suffix(".html")
+    else:
+        raise RobenchError(f"--format must be md or html, got {fmt!r}")
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(out, text)
+        console.print(f"wrote {out}")
 
 
 @app.command("list")

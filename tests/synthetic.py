@@ -10,15 +10,18 @@ from PIL import Image
 CLASSES = tuple(f"class{i}" for i in range(10))
 
 
-def make_image_folder(root: Path, train_per_class: int = 40, test_per_class: int = 10) -> Path:
+def make_image_folder(
+    root: Path, train_per_class: int = 40, test_per_class: int = 10, size: int = 32
+) -> Path:
     rng = np.random.default_rng(0)
     for split, count in (("train", train_per_class), ("test", test_per_class)):
         for label, name in enumerate(CLASSES):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                image = rng.integers(0, 60, (32, 32, 3))
+                image = rng.integers(0, 60, (size, size, 3))
                 image[..., label % 3] += 120
-                image[(label * 3) % 32 : (label * 3) % 32 + 3, :, :] = 250
+                row = (label * 3 * size // 32) % size
+                image[row : row + 3 * size // 32, :, :] = 250
                 Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"{i:04d}.png")
     return root

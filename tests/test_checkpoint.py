@@ -76,3 +76,13 @@ def test_optimizer_momentum_round_trips(tmp_path):
     ckpt.load_optimizer_tensors(opt2, model2, tensors)
     for p, p2 in zip(model.parameters(), model2.parameters(), strict=True):
         assert torch.equal(opt.state[p]["momentum_buffer"], opt2.state[p2]["momentum_buffer"])
+
+
+def test_checkpoints_are_as_readable_as_other_files(tmp_path):
+    import os
+
+    stem = _save(tmp_path, create("preact_tiny"))
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (stem.with_suffix(".safetensors"), stem.with_suffix(".json")):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -162,3 +162,46 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "robench", "list", "models"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "preact_resnet50v2" in result.stdout
+
+
+def test_transfer_matrix_and_plot_commands(monkeypatch, capsys, suite_file, tmp_path, folder):
+    out = tmp_path / "out"
+    code, _, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "reproduce",
+        str(suite_file),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(folder),
+    )
+    assert (
+        code == 0 and (out / "report.html").is_file() and (out / "figures" / "ta_ra.png").is_file()
+    )
+    runs = [str(out / "runs" / name) for name in ("P1F3", "P1F4")]
+    code, stdout, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "transfer-matrix",
+        *runs,
+        "--out",
+        str(tmp_path / "t"),
+        "--data-dir",
+        str(folder),
+    )
+    asr = pd.read_csv(tmp_path / "t" / "transfer_asr.csv", index_col=0)
+    board = pd.read_csv(out / "leaderboards" / "pgd20.csv").set_index("run")
+    assert code == 0 and asr.shape == (2, 2)
+    for name in ("P1F3", "P1F4"):
+        assert asr.loc[name, name] == pytest.approx(1 - board.loc[name, "ra"] / 100, abs=1e-6)
+    assert (tmp_path / "t" / "transfer_asr.png").is_file() and "transfer_overlap.png" in stdout
+    code, _, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "plot",
+        str(out / "leaderboards" / "pgd20.csv"),
+        "--out",
+        str(tmp_path / "fig1.png"),
+    )
+    assert code == 0 and (tmp_path / "fig1.png").stat().st_size > 10_000

@@ -3,11 +3,11 @@ import threading
 import pytest
 
 from robench.errors import RobenchError
-from robench.leaderboard import COLUMNS, read_board, upsert_rows
+from robench.leaderboard import PGD20, read_board, upsert_rows
 
 
 def _row(run="a", ra=40.0, n=100):
-    row = dict.fromkeys(COLUMNS, "")
+    row = dict.fromkeys(PGD20.names, "")
     row.update(
         run=run,
         suite="pgd20",

@@ -237,3 +237,23 @@ def test_suite_pretraining_references_are_checked(tmp_path):
     for text, needle in bad:
         with pytest.raises(ConfigError, match=needle):
             load(text)
+
+
+def test_pretraining_on_another_image_folder_resizes_it(tmp_path, folder):
+    """Labels unused, 48x48 images: the trunk still fits the 32x32 fine-tuning model."""
+    other = make_image_folder(tmp_path / "other", train_per_class=8, test_per_class=1, size=48)
+    text = SUITE.replace("[pretrain_protocol]\n", f'[pretrain_protocol]\ndata_dir = "{other}"\n')
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    suite = load_suite(path)
+    spec = suite.runs["jig-P2F3"].pretraining
+    pretrain_run(
+        spec,
+        tmp_path / PRETRAIN_FOLDER,
+        runtime=Runtime.select("cpu"),
+        console=Console(quiet=True),
+        data_dir=folder,
+    )
+    config = json.loads((tmp_path / PRETRAIN_FOLDER / "std-jigsaw" / "config.json").read_text())
+    assert config["data"]["train"] == 72 and "other" in config["data"]["dataset"]
+    load_trunk(create("preact_tiny"), tmp_path / PRETRAIN_FOLDER / "std-jigsaw" / "trunk")

@@ -2,7 +2,9 @@
 
 Flags (not just counts) are kept because later analyses need them per image: worst case over
 several attacks, transfer overlaps, resuming an interrupted evaluation. An example counts as
-robust only if it is classified correctly both clean and under attack.
+robust only if it is classified correctly both clean and under attack. The crafted examples
+themselves can be kept too, so a transfer analysis attacks other models with exactly the
+examples this evaluation scored (same seed, batching and random stream).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Flags:
     clean: torch.Tensor  # bool (N,), on CPU
     robust: torch.Tensor | None  # bool (N,), clean & correct under attack
     seconds: float
+    adversarial: torch.Tensor | None = None  # float32 (N, C, H, W) on CPU, if asked to keep
 
     @property
     def ta(self) -> float:
@@ -42,14 +45,18 @@ def correct_flags(
     attack: Attack | None = None,
     seed: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    keep_adversarial: bool = False,
 ) -> Flags:
-    """Classify `data` (in order) clean and, if given, under `attack` seeded with `seed`."""
+    """Classify `data` (in order) clean and, if given, under `attack` seeded with `seed`.
+
+    With `keep_adversarial` (and an attack) the crafted examples come back in `adversarial`.
+    """
     start = time.perf_counter()
     batches = BatchIterator(
         data, batch_size, device=runtime.device, channels_last=runtime.channels_last
     )
     generator = runtime.generator(seed)
-    clean, robust = [], []
+    clean, robust, adversarial = [], [], []
     with model_mode(model, train=False):
         for x, y in batches:
             with torch.no_grad(), runtime.autocast():
@@ -59,10 +66,13 @@ def correct_flags(
                 x_adv = attack.perturb(model, x, y, generator)
                 with torch.no_grad(), runtime.autocast():
                     robust.append(ok & (model(x_adv).argmax(1) == y))
+                if keep_adversarial:
+                    adversarial.append(x_adv.detach().float().cpu().contiguous())
             if on_batch is not None:
                 on_batch(len(y))
     return Flags(
         clean=torch.cat(clean).cpu(),
         robust=torch.cat(robust).cpu() if attack is not None else None,
         seconds=time.perf_counter() - start,
+        adversarial=torch.cat(adversarial) if adversarial else None,
     )

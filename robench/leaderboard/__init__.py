@@ -1,7 +1,25 @@
-"""Leaderboard CSVs: one schema, keyed upserts, rich rendering."""
+"""Leaderboard CSVs: one schema module, keyed upserts, validation, diffs, rich rendering."""
 
 from robench.leaderboard.render import board_table
-from robench.leaderboard.schema import COLUMNS, KEY_COLUMNS
-from robench.leaderboard.store import read_board, upsert_rows
+from robench.leaderboard.schema import PGD20, SCHEMAS, TABLE3, BoardSchema, schema_for
+from robench.leaderboard.store import (
+    LeaderboardError,
+    read_board,
+    upsert_rows,
+    validate_board,
+    write_board,
+)
 
-__all__ = ["COLUMNS", "KEY_COLUMNS", "board_table", "read_board", "upsert_rows"]
+__all__ = [
+    "PGD20",
+    "SCHEMAS",
+    "TABLE3",
+    "BoardSchema",
+    "LeaderboardError",
+    "board_table",
+    "read_board",
+    "schema_for",
+    "upsert_rows",
+    "validate_board",
+    "write_board",
+]

@@ -1,7 +1,8 @@
-"""Leaderboard CSVs: read, and upsert rows by key under a file lock with an atomic rewrite.
+"""Leaderboard CSVs: read, validate, and upsert rows by key under a file lock.
 
 Two evaluations writing the same board at once must not lose each other's rows, and a crash
-mid-write must leave the previous board intact.
+mid-write must leave the previous board intact: every write holds `<csv>.lock` and replaces
+the file atomically.
 """
 
 from __future__ import annotations
@@ -13,55 +14,143 @@ import pandas as pd
 from filelock import FileLock
 
 from robench.atomic import atomic_write
-from robench.errors import RobenchError
-from robench.leaderboard.schema import COLUMNS, KEY_COLUMNS, check_row
+from robench.epsilon import parse_eps
+from robench.errors import ConfigError, RobenchError
+from robench.leaderboard.schema import PGD20, BoardSchema, schema_for
+
+LOCK_TIMEOUT_S = 600
 
 
-def read_board(path: Path) -> pd.DataFrame:
+class LeaderboardError(RobenchError):
+    """A file that is not a valid leaderboard."""
+
+
+def read_board(path: Path, schema: BoardSchema | None = None) -> pd.DataFrame:
     """A leaderboard as a typed DataFrame; a one-line error if it is not one."""
-    if not path.is_file():
-        raise RobenchError(f"leaderboard {path} does not exist")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise RobenchError(f"{path} is not a leaderboard CSV ({exc})") from None
-    missing = [c for c in KEY_COLUMNS if c not in frame.columns]
+    frame = read_raw(path)
+    schema = schema or schema_for(path, frame)
+    if schema is None:
+        raise LeaderboardError(f"{path} is not a robench leaderboard (no known schema fits)")
+    missing = [c for c in schema.key if c not in frame.columns]
     if missing:
-        raise RobenchError(f"{path} is not a robench leaderboard: missing columns {missing}")
-    return _typed(frame)
+        raise LeaderboardError(
+            f"{path} is not a robench {schema.name} leaderboard: missing columns {missing}"
+        )
+    return _typed(frame, schema, path)
 
 
-def upsert_rows(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+def validate_board(path: Path) -> tuple[BoardSchema | None, list[str]]:
+    """Every problem with a leaderboard file, against the schema its name or columns select."""
+    try:
+        frame = read_raw(path)
+    except LeaderboardError as exc:
+        return None, [str(exc)]
+    schema = schema_for(path, frame)
+    if schema is None:
+        return None, [f"{path}: no leaderboard schema has these columns"]
+    problems = [f"missing column {c}" for c in schema.names if c not in frame.columns]
+    problems += [f"unknown column {c}" for c in frame.columns if c not in schema.dtypes]
+    if problems:
+        return schema, problems
+    try:
+        typed = _typed(frame, schema, path)
+    except LeaderboardError as exc:
+        return schema, [str(exc)]
+    duplicated = typed.duplicated(list(schema.key), keep=False)
+    if duplicated.any():
+        problems.append(f"{int(duplicated.sum())} rows share a key {schema.key}")
+    for column in schema.percent:
+        values = typed[column].dropna()
+        if ((values < 0) | (values > 100)).any():
+            problems.append(f"{column} has values outside [0, 100]")
+    for column in schema.metrics:
+        if typed[column].isna().any():
+            problems.append(f"{column} is empty in {int(typed[column].isna().sum())} rows")
+    if "eps" in typed and "eps_value" in typed:
+        for eps, value in zip(typed["eps"], typed["eps_value"], strict=True):
+            try:
+                consistent = abs(parse_eps(str(eps)) - float(value)) < 1e-9
+            except (ConfigError, TypeError, ValueError):
+                consistent = False
+            if not consistent:
+                problems.append(f"eps {eps!r} does not match eps_value {value}")
+                break
+    return schema, problems
+
+
+def upsert_rows(
+    path: Path, rows: list[dict[str, Any]], schema: BoardSchema = PGD20
+) -> pd.DataFrame:
     """Insert `rows`, replacing any existing row with the same key; returns the new board."""
     for row in rows:
-        check_row(row)
+        missing = [c for c in schema.names if c not in row]
+        extra = [c for c in row if c not in schema.dtypes]
+        if missing or extra:
+            raise ValueError(f"{schema.name} row: missing {missing}, unknown {extra}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=600):
-        board = read_board(path) if path.is_file() else _typed(pd.DataFrame(columns=list(COLUMNS)))
-        new = _typed(pd.DataFrame(rows, columns=list(COLUMNS)))
-        keys = list(KEY_COLUMNS)
+    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
+        if path.is_file():
+            board = read_board(path, schema)
+        else:
+            board = _typed(pd.DataFrame(columns=list(schema.names)), schema, path)
+        new = _typed(pd.DataFrame(rows, columns=list(schema.names)), schema, path)
+        keys = list(schema.key)
         new_keys = set(map(tuple, new[keys].astype(str).to_numpy()))
-        keep = ~board[keys].astype(str).apply(tuple, axis=1).isin(new_keys) if len(board) else []
-        merged = pd.concat([board[keep] if len(board) else board, new], ignore_index=True)
-        merged = _typed(merged)
+        old_keys = board[keys].astype(str).apply(tuple, axis=1) if len(board) else None
+        kept = board[~old_keys.isin(new_keys)] if old_keys is not None else board
+        merged = _typed(pd.concat([kept, new], ignore_index=True), schema, path)
         atomic_write(path, lambda tmp: merged.to_csv(tmp, index=False))
     return merged
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+def write_board(path: Path, frame: pd.DataFrame, schema: BoardSchema) -> pd.DataFrame:
+    """Replace a derived board (e.g. table3.csv) as a whole, typed and under the lock."""
+    typed = _typed(frame, schema, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
+        atomic_write(path, lambda tmp: typed.to_csv(tmp, index=False))
+    return typed
+
+
+def read_raw(path: Path) -> pd.DataFrame:
+    """The CSV as strings, before any schema: a one-line error if it is no CSV at all."""
+    if not path.is_file():
+        raise LeaderboardError(f"leaderboard {path} does not exist")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LeaderboardError(f"{path} is not a leaderboard CSV ({reason})") from None
+
+
+def _typed(frame: pd.DataFrame, schema: BoardSchema, path: Path) -> pd.DataFrame:
     frame = frame.copy()
-    for column, dtype in COLUMNS.items():
+    for column, dtype in schema.dtypes.items():
         if column not in frame.columns:
             frame[column] = pd.NA
-        values = (
-            frame[column].replace("", pd.NA) if frame[column].dtype == object else frame[column]
-        )
-        if dtype == "boolean":
-            values = values.map(
-                lambda v: v if v is pd.NA or isinstance(v, bool) else str(v).lower() == "true"
-            )
-        elif dtype in ("float64", "Int64"):
-            values = pd.to_numeric(values, errors="coerce")
-        frame[column] = values.astype(dtype)
-    extra = [c for c in frame.columns if c not in COLUMNS]
-    return frame[list(COLUMNS) + extra]
+        values = frame[column]
+        if values.dtype == object:
+            values = values.replace("", pd.NA)
+        try:
+            if dtype == "boolean":
+                values = values.map(_to_bool)
+            elif dtype in ("float64", "Int64", "Float64"):
+                values = pd.to_numeric(values, errors="raise")
+            frame[column] = values.astype(dtype)
+        except (ValueError, TypeError) as exc:
+            raise LeaderboardError(
+                f"{path}: column {column} is not {dtype} ({str(exc).splitlines()[0]})"
+            ) from None
+    extra = [c for c in frame.columns if c not in schema.dtypes]
+    return frame[list(schema.names) + extra]
+
+
+def _to_bool(value: object) -> object:
+    if value is pd.NA or value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")

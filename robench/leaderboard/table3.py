@@ -13,36 +13,9 @@ from importlib import resources
 import pandas as pd
 from rich.table import Table
 
+from robench.leaderboard.schema import TABLE3
+
 PAPER_PRETEXTS = ("selfie", "rotation", "jigsaw")
-PROVENANCE = (
-    "attack",
-    "eps",
-    "steps",
-    "restarts",
-    "n_eval",
-    "seed",
-    "dataset",
-    "is_jpeg_copy",
-    "device",
-    "model",
-    "robench_version",
-    "git_revision",
-)
-COLUMNS = (
-    "pretext",
-    "scenario",
-    "run",
-    "ta",
-    "ra",
-    "epochs_to_best",
-    "ta_paper",
-    "ra_paper",
-    "epochs_paper",
-    "ta_diff",
-    "ra_diff",
-    "epochs_diff",
-    *PROVENANCE,
-)
 
 
 def paper_table3() -> pd.DataFrame:
@@ -67,7 +40,7 @@ def build_table3(board: pd.DataFrame) -> pd.DataFrame:
     table = table.sort_values(
         ["pretext", "scenario"], key=lambda s: s.map(order) if s.name == "pretext" else s
     )
-    return table[[c for c in COLUMNS if c in table.columns]].reset_index(drop=True)
+    return table[[c for c in TABLE3.names if c in table.columns]].reset_index(drop=True)
 
 
 def table3_rich(table: pd.DataFrame, title: str) -> Table:

@@ -1,0 +1,177 @@
+"""What moved between two leaderboards: matched by key, compared against a tolerance.
+
+A CI job fails on a regression only if this is exact about what counts: a metric that moved
+by more than `tol` (percentage points for accuracies) or a row that disappeared. Rows that
+appear are reported but are not failures: adding a run is not a regression.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from rich.table import Table
+
+from robench.leaderboard.schema import BoardSchema, schema_for
+from robench.leaderboard.store import LeaderboardError, read_board, read_raw
+
+
+@dataclass(frozen=True)
+class Change:
+    key: tuple[str, ...]
+    metric: str
+    old: float | None
+    new: float | None
+
+    @property
+    def delta(self) -> float:
+        if self.old is None or self.new is None:
+            return math.inf
+        return self.new - self.old
+
+
+@dataclass(frozen=True)
+class BoardDiff:
+    schema: BoardSchema
+    key: tuple[str, ...]
+    tol: float
+    changes: tuple[Change, ...]  # every metric that differs at all
+    appeared: tuple[tuple[str, ...], ...]
+    disappeared: tuple[tuple[str, ...], ...]
+    unchanged_rows: int
+
+    @property
+    def beyond_tolerance(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if abs(c.delta) > self.tol)
+
+    @property
+    def ok(self) -> bool:
+        return not self.beyond_tolerance and not self.disappeared
+
+
+def diff_boards(
+    base: Path, new: Path, tol: float = 0.5, key: tuple[str, ...] | None = None
+) -> BoardDiff:
+    if tol < 0:
+        raise LeaderboardError(f"--tol must be >= 0, got {tol}")
+    schema = schema_for(base, read_raw(base))
+    if schema is None:
+        raise LeaderboardError(f"{base} is not a robench leaderboard (no known schema fits)")
+    old_board, new_board = read_board(base, schema), read_board(new, schema)
+    key = tuple(key) if key else schema.key
+    for board, path in ((old_board, base), (new_board, new)):
+        unknown = [k for k in key if k not in board.columns]
+        if unknown:
+            raise LeaderboardError(f"{path}: key column(s) {unknown} not in the file")
+        if board.duplicated(list(key)).any():
+            raise LeaderboardError(f"{path}: several rows share a key {key}; pass a finer --key")
+    old_rows, new_rows = _by_key(old_board, key), _by_key(new_board, key)
+    changes: list[Change] = []
+    unchanged = 0
+    for k in sorted(set(old_rows) & set(new_rows)):
+        row_changes = [
+            Change(k, m, _num(old_rows[k][m]), _num(new_rows[k][m]))
+            for m in schema.metrics
+            if not _same(old_rows[k][m], new_rows[k][m])
+        ]
+        changes += row_changes
+        unchanged += not row_changes
+    return BoardDiff(
+        schema=schema,
+        key=key,
+        tol=tol,
+        changes=tuple(changes),
+        appeared=tuple(sorted(set(new_rows) - set(old_rows))),
+        disappeared=tuple(sorted(set(old_rows) - set(new_rows))),
+        unchanged_rows=unchanged,
+    )
+
+
+def shown_key(diff: BoardDiff) -> tuple[int, ...]:
+    """Positions of the key columns that tell the listed rows apart (all the same: the first).
+
+    A pgd20 key has eleven columns; printing the ones every listed row shares would push the
+    numbers off an 80-column terminal without telling the reader anything.
+    """
+    keys = [c.key for c in diff.changes] + list(diff.appeared) + list(diff.disappeared)
+    varying = tuple(i for i in range(len(diff.key)) if len({k[i] for k in keys}) > 1)
+    return varying or (0,)
+
+
+def diff_tables(diff: BoardDiff) -> list[Table]:
+    """Rich tables: changed metrics (beyond tolerance in red), appeared and disappeared rows."""
+    shown = shown_key(diff)
+    names = [diff.key[i] for i in shown]
+    tables = []
+    if diff.changes:
+        table = Table(title=f"changed (tolerance {diff.tol:g})", header_style="bold")
+        for name in (*names, "metric", "old", "new", "delta"):
+            table.add_column(name, justify="right" if name in ("old", "new", "delta") else "left")
+        for c in diff.changes:
+            style = "red" if abs(c.delta) > diff.tol else None
+            key = [c.key[i] for i in shown]
+            table.add_row(*key, c.metric, _fmt(c.old), _fmt(c.new), _fmt_delta(c), style=style)
+        tables.append(table)
+    for title, keys, style in (
+        ("appeared", diff.appeared, "green"),
+        ("disappeared", diff.disappeared, "red"),
+    ):
+        if keys:
+            table = Table(title=title, header_style="bold")
+            for name in names:
+                table.add_column(name)
+            for k in keys:
+                table.add_row(*(k[i] for i in shown), style=style)
+            tables.append(table)
+    return tables
+
+
+def diff_markdown(diff: BoardDiff) -> str:
+    """The same as markdown, for a CI log or a pull-request comment."""
+    lines = [f"### leaderboard diff ({diff.schema.name}): {summary(diff)}", ""]
+    if diff.changes:
+        lines += [
+            "| " + " | ".join((*diff.key, "metric", "old", "new", "delta", "")) + " |",
+            "|" + "---|" * (len(diff.key) + 5),
+        ]
+        for c in diff.changes:
+            flag = "**beyond tolerance**" if abs(c.delta) > diff.tol else ""
+            cells = (*c.key, c.metric, _fmt(c.old), _fmt(c.new), _fmt_delta(c), flag)
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    for title, keys in (("appeared", diff.appeared), ("disappeared", diff.disappeared)):
+        if keys:
+            lines += [f"**{title}:**", ""] + [f"- {', '.join(k)}" for k in keys] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def summary(diff: BoardDiff) -> str:
+    verdict = "OK" if diff.ok else "FAIL"
+    return (
+        f"{verdict}: {len(diff.beyond_tolerance)} metric(s) beyond ±{diff.tol:g}, "
+        f"{len(diff.changes) - len(diff.beyond_tolerance)} within, {len(diff.appeared)} "
+        f"row(s) appeared, {len(diff.disappeared)} disappeared, {diff.unchanged_rows} unchanged"
+    )
+
+
+def _by_key(board: pd.DataFrame, key: tuple[str, ...]) -> dict[tuple[str, ...], pd.Series]:
+    return {tuple(str(row[k]) for k in key): row for _, row in board.iterrows()}
+
+
+def _num(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _same(a: object, b: object) -> bool:
+    na, nb = _num(a), _num(b)
+    return (na is None and nb is None) or (na is not None and nb is not None and na == nb)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _fmt_delta(change: Change) -> str:
+    return "n/a" if math.isinf(change.delta) else f"{change.delta:+.2f}"

@@ -1,0 +1,156 @@
+"""Leaderboards as documents: a markdown table, and one self-contained HTML report.
+
+The HTML page needs nothing but a browser: styles and a few lines of sorting script are
+inline, figures are embedded as base64 PNGs, so `report.html` can be mailed or attached to a
+CI run as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pandas as pd
+
+import robench
+from robench.provenance import now_iso
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; font-variant-numeric: tabular-nums; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }
+th { cursor: pointer; background: #f4f4f4; user-select: none; white-space: nowrap; }
+th:after { content: " \\2195"; color: #aaa; }
+td.num { text-align: right; } tr:hover td { background: #fafafa; }
+.caption, .meta { color: #666; font-size: .9em; }
+figure { display: inline-block; margin: 0 1em 1em 0; } figure img { max-width: 560px; }
+"""
+
+_SORT = """
+document.querySelectorAll("table.board th").forEach((th, col) =>
+ th.addEventListener("click", () => {
+  const body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
+  const asc = th.dataset.asc !== "true"; th.dataset.asc = asc;
+  const key = r => {
+    const t = r.cells[col].innerText, n = parseFloat(t); return isNaN(n) ? t : n;
+  };
+  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
+  rows.forEach(r => body.appendChild(r));
+}));
+"""
+
+# Columns shown in documents (all columns stay in the CSV).
+SHOWN = {
+    "pgd20": (
+        "run",
+        "pretext",
+        "scenario",
+        "model",
+        "checkpoint",
+        "ta",
+        "ra",
+        "epochs_to_best",
+        "attack",
+        "eps",
+        "steps",
+        "restarts",
+        "n_eval",
+        "seed",
+        "dataset",
+        "device",
+    ),
+    "table3": (
+        "pretext",
+        "scenario",
+        "run",
+        "ta",
+        "ra",
+        "epochs_to_best",
+        "ta_paper",
+        "ra_paper",
+        "epochs_paper",
+        "ta_diff",
+        "ra_diff",
+        "epochs_diff",
+    ),
+}
+
+
+def _columns(board: pd.DataFrame, name: str) -> list[str]:
+    shown = SHOWN.get(name)
+    return [c for c in shown if c in board.columns] if shown else list(board.columns)
+
+
+def _cell(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def board_markdown(board: pd.DataFrame, name: str) -> str:
+    columns = _columns(board, name)
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|"
+        + "".join("---:|" if pd.api.types.is_numeric_dtype(board[c]) else "---|" for c in columns),
+    ]
+    for _, row in board.iterrows():
+        lines.append("| " + " | ".join(_cell(row[c]).replace("|", "\\|") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def board_html(board: pd.DataFrame, name: str) -> str:
+    columns = _columns(board, name)
+    numeric = {c for c in columns if pd.api.types.is_numeric_dtype(board[c])}
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{html.escape(_cell(row[c]))}</td>'
+            if c in numeric
+            else f"<td>{html.escape(_cell(row[c]))}</td>"
+            for c in columns
+        )
+        + "</tr>\n"
+        for _, row in board.iterrows()
+    )
+    return f'<table class="board"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>'
+
+
+def _provenance(board: pd.DataFrame) -> str:
+    fields = ("dataset", "device", "robench_version", "git_revision", "train_suite")
+    parts = []
+    for field in fields:
+        if field in board.columns and len(board):
+            values = sorted({_cell(v) for v in board[field]})
+            parts.append(f"{field}: {', '.join(values)}")
+    return html.escape("; ".join(parts))
+
+
+def report_html(title: str, boards: dict[str, pd.DataFrame], figures: list[Path]) -> str:
+    sections = []
+    for name, board in boards.items():
+        sections.append(
+            f"<h2>{html.escape(name)}</h2>\n{board_html(board, name)}\n"
+            f'<p class="caption">{_provenance(board)}</p>'
+        )
+    if figures:
+        images = "".join(
+            f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
+            f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption class="caption">'
+            f"{html.escape(p.stem)}</figcaption></figure>"
+            for p in figures
+        )
+        sections.append(f"<h2>figures</h2>\n{images}")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+        f'<h1>{html.escape(title)}</h1>\n<p class="meta">robench {robench.__version__}, '
+        f"written {now_iso()}. Click a column header to sort.</p>\n"
+        + "\n".join(sections)
+        + f"\n<script>{_SORT}</script>\n</body></html>\n"
+    )

@@ -1,0 +1,184 @@
+"""Transfer analysis on three tiny trained runs: exact agreement with `robench eval`, caching."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+from rich.console import Console
+
+from robench.attacks.factory import pgd_from_config
+from robench.config import load_suite
+from robench.data import make_splits
+from robench.errors import RobenchError
+from robench.eval import transfer
+from robench.eval.accuracy import correct_flags
+from robench.eval.runner import evaluate_run
+from robench.eval.suites import get_eval_suite
+from robench.eval.transfer import (
+    asr_table,
+    cache_stem,
+    craft_or_load,
+    overlap_table,
+    transfer_matrix,
+    write_transfer,
+)
+from robench.runtime import Runtime
+from robench.train.checkpoint import load_model_checkpoint
+from robench.train.trainer import train_run
+
+from synthetic import make_image_folder
+
+N = 40
+# eval_batch_size 16 over 40 images: three batches, the last one partial, so the examples
+# only match `robench eval` if batching and the random stream are reproduced exactly.
+SUITE = """
+[protocol]
+data = "imagefolder"
+model = "preact_tiny"
+epochs = 1
+batch_size = 50
+val_ra_subset = 10
+eval_n = 40
+eval_batch_size = 16
+[protocol.train_attack]
+steps = 1
+[protocol.val_attack]
+steps = 1
+[runs.A]
+finetune = "F4"
+[runs.B]
+finetune = "F4"
+seed = 1
+[runs.C]
+finetune = "F4"
+seed = 2
+"""
+CPU = Runtime.select("cpu")
+QUIET = Console(quiet=True)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("synthetic"), train_per_class=20)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, folder):
+    root = tmp_path_factory.mktemp("transfer")
+    path = root / "suite.toml"
+    path.write_text(SUITE)
+    suite = load_suite(path)
+    out = root / "runs"
+    for run in suite.runs.values():
+        train_run(run, out, runtime=CPU, console=QUIET, suite=suite, data_dir=folder)
+    return [out / name for name in suite.runs]
+
+
+@pytest.fixture(scope="module")
+def result(runs, folder):
+    return transfer_matrix(runs, "pgd20", runtime=CPU, data_dir=folder, seed=0)
+
+
+def _count(fraction: float) -> int:
+    return round(fraction * N)
+
+
+def test_asr_csv_is_square_and_its_diagonal_is_one_minus_ra(result, runs, folder, tmp_path):
+    asr_path, overlap_path = write_transfer(result, tmp_path)
+    asr = pd.read_csv(asr_path, index_col="evaluated")
+    assert asr.shape == (3, 3)
+    assert list(asr.index) == list(asr.columns) == ["A", "B", "C"]
+    assert ((asr >= 0) & (asr <= 1)).all().all()
+    assert len(pd.read_csv(overlap_path)) == 9  # 3 sources x 3 unordered pairs
+    suite = get_eval_suite("pgd20")
+    for run in runs:
+        row = evaluate_run(run, suite, runtime=CPU, console=QUIET, data_dir=folder, seed=0)
+        assert row["n_eval"] == N
+        diagonal = asr.loc[run.name, run.name]
+        # the same images counted robust, image for image; the fractions agree to float noise
+        assert N - _count(diagonal) == _count(row["ra"] / 100)
+        assert diagonal == pytest.approx(1 - row["ra"] / 100, abs=1e-6)
+
+
+def test_overlaps_partition_the_images_and_add_up_to_the_asr(result):
+    assert set(result.overlap.source) == {"A", "B", "C"}
+    for row in result.overlap.itertuples(index=False):
+        parts = (row.only_a, row.only_b, row.both, row.neither)
+        assert sum(parts) == pytest.approx(1.0, abs=1e-12)
+        assert sum(_count(p) for p in parts) == N
+        assert _count(row.only_a) + _count(row.both) == _count(
+            result.asr.loc[row.target_a, row.source]
+        )
+        assert _count(row.only_b) + _count(row.both) == _count(
+            result.asr.loc[row.target_b, row.source]
+        )
+        assert row.only_a + row.both == pytest.approx(
+            result.asr.loc[row.target_a, row.source], abs=1e-12
+        )
+
+
+def test_examples_are_cached_and_reused(result, runs, folder, monkeypatch):
+    stem = cache_stem(runs[0], "pgd20", N, 0)
+    assert stem.with_suffix(".safetensors").is_file() and stem.with_suffix(".json").is_file()
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("the cached examples should have been used")
+
+    monkeypatch.setattr(transfer, "pgd_from_config", no_attack)
+    again = transfer_matrix(runs, runtime=CPU, data_dir=folder, seed=0)
+    pd.testing.assert_frame_equal(again.asr, result.asr)
+    pd.testing.assert_frame_equal(again.overlap, result.overlap)
+    examples, labels, robust = craft_or_load(runs[0], "pgd20", None, CPU, folder, 0)
+    assert examples.shape == (N, 3, 32, 32) and examples.dtype == torch.float32
+    assert labels.shape == robust.shape == (N,) and robust.dtype == torch.bool
+    assert _count(1 - result.asr.loc["A", "A"]) == int(robust.sum())
+
+
+def test_cached_examples_are_the_pgd20_examples(runs, folder):
+    examples, _, robust = craft_or_load(runs[1], "pgd20", None, CPU, folder, 0)
+    model, _ = load_model_checkpoint(runs[1] / "checkpoints" / "best_ta")
+    test = make_splits("imagefolder", folder).test.first(N)
+    attack = pgd_from_config(get_eval_suite("pgd20").attack, CPU)
+    flags = correct_flags(model, test, CPU, 16, attack, seed=0, keep_adversarial=True)
+    assert torch.equal(flags.adversarial, examples) and torch.equal(flags.robust, robust)
+    clean = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
+    assert (examples - clean).abs().max() <= 8 / 255 + 1e-6
+    assert correct_flags(model, test, CPU, 16, attack, seed=0).adversarial is None
+
+
+def test_a_cache_with_another_protocol_is_recomputed(runs, folder, tmp_path, monkeypatch):
+    run = shutil.copytree(runs[2], tmp_path / "C")
+    meta_path = cache_stem(run, "pgd20", N, 0).with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta["protocol"]["batch_size"] = 8
+    meta_path.write_text(json.dumps(meta))
+
+    def no_attack(*args, **kwargs):
+        raise RuntimeError("attacked again")
+
+    monkeypatch.setattr(transfer, "pgd_from_config", no_attack)
+    with pytest.raises(RuntimeError, match="attacked again"):
+        craft_or_load(run, "pgd20", None, CPU, folder, 0)
+
+
+def test_runs_on_different_data_sets_are_refused(runs, tmp_path, folder):
+    other = shutil.copytree(runs[2], tmp_path / "D")
+    config = json.loads((other / "config.json").read_text())
+    config["run"]["name"] = "D"
+    config["data"]["content_hash"] = "0" * 32
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RobenchError, match="different data sets") as info:
+        transfer_matrix([runs[0], other], runtime=CPU, data_dir=folder)
+    assert "\n" not in str(info.value)
+
+
+def test_rich_tables_show_every_model(result):
+    console = Console(record=True, width=160)
+    console.print(asr_table(result))
+    console.print(overlap_table(result))
+    text = console.export_text()
+    assert all(name in text for name in ("A", "B", "C")) and "%" in text

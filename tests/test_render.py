@@ -1,0 +1,62 @@
+"""`robench leaderboard render`: markdown and a self-contained HTML page."""
+
+import sys
+from html.parser import HTMLParser
+
+import pytest
+from test_leaderboard import _row
+
+from robench.cli import main
+from robench.leaderboard import upsert_rows
+
+
+def _cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["robench", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return info.value.code, capsys.readouterr().out
+
+
+@pytest.fixture
+def board(tmp_path):
+    path = tmp_path / "pgd20.csv"
+    upsert_rows(path, [_row("a", 40.0), _row("b|pipe", 30.0)])
+    return path
+
+
+def test_markdown(monkeypatch, capsys, board):
+    code, out = _cli(monkeypatch, capsys, "leaderboard", "render", str(board), "--format", "md")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].startswith("| run | pretext | scenario")
+    assert len(lines) == 4 and "| 40.00 |" in lines[2] and "b\\|pipe" in out
+
+
+def test_html_is_self_contained_and_sortable(monkeypatch, capsys, board, tmp_path):
+    out_file = tmp_path / "page.html"
+    code, _ = _cli(
+        monkeypatch,
+        capsys,
+        "leaderboard",
+        "render",
+        str(board),
+        "--format",
+        "html",
+        "--out",
+        str(out_file),
+    )
+    page = out_file.read_text()
+    assert code == 0 and page.startswith("<!doctype html>")
+    assert "<script>" in page and "addEventListener" in page  # sorting, inline
+    assert "http" not in page.split("<script>")[0].replace("http-equiv", "")  # nothing fetched
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cells = []
+
+        def handle_data(self, data):
+            self.cells.append(data)
+
+    parser = Cells()
+    parser.feed(page)
+    assert "40.00" in parser.cells and "b|pipe" in parser.cells
