@@ -17,10 +17,11 @@ import robench
 from robench.provenance import now_iso
 
 _STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .5em 0 1em; font-variant-numeric: tabular-nums; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; white-space: nowrap; }
+.scroll { overflow-x: auto; }
 th { cursor: pointer; background: #f4f4f4; user-select: none; white-space: nowrap; }
 th:after { content: " \\2195"; color: #aaa; }
 td.num { text-align: right; } tr:hover td { background: #fafafa; }
@@ -118,7 +119,10 @@ def board_html(board: pd.DataFrame, name: str) -> str:
         + "</tr>\n"
         for _, row in board.iterrows()
     )
-    return f'<table class="board"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>'
+    return (
+        f'<div class="scroll"><table class="board"><thead><tr>{head}</tr></thead>'
+        f"<tbody>\n{body}</tbody></table></div>"
+    )
 
 
 def _provenance(board: pd.DataFrame) -> str:
