@@ -66,11 +66,12 @@ def run_epoch(
             correct += n_correct
             predictions += n_predictions
             seen += len(y)
+            rate = seen / (time.perf_counter() - start)
+            progress.update(task, completed=seen, rate=rate)  # host-side counts: no sync
             if index % SYNC_EVERY == 0 or index == len(batches):
-                running = float(loss_sum) / seen
+                running = float(loss_sum) / seen  # the one device sync every SYNC_EVERY steps
                 _check_finite(running, name, epoch, index)
-                rate = seen / (time.perf_counter() - start)
-                progress.update(task, completed=seen, rate=rate, info=f"loss {running:.3f}")
+                progress.update(task, info=f"loss {running:.3f}")
     seconds = time.perf_counter() - start
     mean_loss = float(loss_sum) / max(seen, 1)
     _check_finite(mean_loss, name, epoch, len(batches))
