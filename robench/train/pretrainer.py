@@ -21,7 +21,6 @@ from robench.attacks.factory import pgd_from_config
 from robench.config import PretrainSpec, Suite
 from robench.data import ArrayDataset, BatchIterator, make_splits
 from robench.data.resize import resize_dataset
-from robench.errors import ConfigError
 from robench.models import Classifier, create
 from robench.pretext import PretextTask, create_task
 from robench.provenance import git_revision, now_iso, versions
@@ -29,7 +28,7 @@ from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
 from robench.train.loop import run_epoch
 from robench.train.metrics_log import append_metrics, truncate_metrics
-from robench.train.run_dir import RunDir
+from robench.train.run_dir import RunDir, suite_provenance
 from robench.train.schedule import cosine_lr, make_optimizer, set_lr
 from robench.train.transfer import trunk_tensors
 
@@ -49,7 +48,7 @@ def pretrain_run(
     """Pretrain into `out_dir/<spec.name>`; resume an unfinished run, skip a finished one."""
     rd = RunDir(out_dir / spec.name)
     if rd.is_finished():
-        _check_same(rd, spec)
+        rd.check_same("pretraining", spec.to_dict())
         console.print(f"[dim]{spec.name}: already pretrained ({rd.path}), skipping[/dim]")
         return rd.read_result()
     p = spec.protocol
@@ -82,9 +81,7 @@ def pretrain_run(
     )
     config = {
         "pretraining": spec.to_dict(),
-        "suite": None
-        if suite is None
-        else {"name": suite.name, "path": suite.path, "sha256": suite.sha256},
+        "suite": suite_provenance(suite),
         "data": {
             "dataset": splits.dataset,
             "is_jpeg_copy": splits.is_jpeg_copy,
@@ -99,17 +96,13 @@ def pretrain_run(
         "versions": versions(),
         "created": now_iso(),
     }
-    if rd.config.is_file():
-        _check_same(rd, spec)
+    rd.check_same("pretraining", spec.to_dict())
     rd.path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(rd.config, config)
 
-    start_epoch = 0
-    if ckpt.checkpoint_paths(rd.checkpoint("last"))[1].is_file():
-        tensors, meta = ckpt.load_checkpoint(rd.checkpoint("last"))
-        ckpt.load_model_tensors(trained, tensors, str(rd.checkpoint("last")))
-        ckpt.load_optimizer_tensors(optimizer, trained, tensors)
-        start_epoch = int(meta["epoch"])
+    resumed = rd.resume(trained, optimizer)
+    start_epoch = 0 if resumed is None else int(resumed["epoch"])
+    if resumed is not None:
         console.print(f"{spec.name}: resuming after epoch {start_epoch}")
     truncate_metrics(rd.metrics, start_epoch)
 
@@ -238,17 +231,6 @@ class _PretrainEpoch:
             "val_pretext_loss": loss_sum / max(n, 1),
             "val_pretext_acc": 100 * correct / max(total, 1),
         }
-
-
-def _check_same(rd: RunDir, spec: PretrainSpec) -> None:
-    import json
-
-    existing = rd.read_config().get("pretraining")
-    if existing != json.loads(json.dumps(spec.to_dict())):
-        raise ConfigError(
-            f"{rd.path} holds a pretraining run with a different configuration; "
-            "choose another --out directory or delete that run"
-        )
 
 
 def _meta(spec: PretrainSpec, task: PretextTask, config: dict[str, Any]) -> dict[str, Any]:

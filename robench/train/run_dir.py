@@ -11,9 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robench.errors import ConfigError, RobenchError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from robench.config import Suite
 
 CHECKPOINT_KINDS = ("best_ta", "best_ra", "last")
 
@@ -48,6 +54,35 @@ class RunDir:
 
     def read_result(self) -> dict[str, Any]:
         return _read_json(self.result, "run result")
+
+    def check_same(self, section: str, expected: dict[str, Any]) -> None:
+        """Refuse to resume or skip a run whose saved config differs from what is asked now."""
+        if not self.config.is_file():
+            return
+        if self.read_config().get(section) != json.loads(json.dumps(expected)):
+            raise ConfigError(
+                f"{self.path} holds a {section} with a different configuration; "
+                "choose another --out directory or delete that run"
+            )
+
+    def resume(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+        """Load the `last` checkpoint (weights and optimiser state); its metadata, or None."""
+        from robench.train import checkpoint as ckpt
+
+        stem = self.checkpoint("last")
+        if not ckpt.checkpoint_paths(stem)[1].is_file():
+            return None
+        tensors, meta = ckpt.load_checkpoint(stem)
+        ckpt.load_model_tensors(module, tensors, str(stem))
+        ckpt.load_optimizer_tensors(optimizer, module, tensors)
+        return meta
+
+
+def suite_provenance(suite: Suite | None) -> dict[str, str] | None:
+    """What a run records of the suite file it came from."""
+    return (
+        None if suite is None else {"name": suite.name, "path": suite.path, "sha256": suite.sha256}
+    )
 
 
 def open_run_dir(path: str | Path) -> RunDir:

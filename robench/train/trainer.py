@@ -23,7 +23,7 @@ from robench.atomic import write_json_atomic
 from robench.attacks.factory import pgd_from_config
 from robench.config import RunSpec, Suite
 from robench.data import BatchIterator, DataSplits, make_splits
-from robench.errors import ConfigError, RobenchError
+from robench.errors import RobenchError
 from robench.eval.accuracy import correct_flags
 from robench.models import Classifier, create
 from robench.provenance import git_revision, now_iso, versions
@@ -31,7 +31,7 @@ from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
 from robench.train.loop import DivergenceError, run_epoch
 from robench.train.metrics_log import append_metrics, read_metrics, truncate_metrics
-from robench.train.run_dir import RunDir
+from robench.train.run_dir import RunDir, suite_provenance
 from robench.train.schedule import lr_at_epoch, make_optimizer, set_lr
 from robench.train.transfer import file_sha256, freeze, load_trunk
 
@@ -63,7 +63,7 @@ def train_run(
     """
     rd = RunDir(out_dir / run.name)
     if rd.is_finished():
-        _check_same_run(rd, run)
+        rd.check_same("run", run.to_dict())
         console.print(f"[dim]{run.name}: already trained ({rd.path}), skipping[/dim]")
         return rd.read_result()
     p = run.protocol
@@ -84,8 +84,7 @@ def train_run(
     runtime.prepare(model)
     config = _resolved_config(run, suite, splits, runtime)
     config["inherited_trunk"] = inherited
-    if rd.config.is_file():
-        _check_same_run(rd, run)
+    rd.check_same("run", run.to_dict())
     rd.path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(rd.config, config)
 
@@ -97,8 +96,9 @@ def train_run(
         device=runtime.device,
     )
     best, start_epoch = BestSoFar(), 0
-    if ckpt.checkpoint_paths(rd.checkpoint("last"))[1].is_file():
-        best, start_epoch = _resume(rd, model, optimizer)
+    resumed = rd.resume(model, optimizer)
+    if resumed is not None:
+        best, start_epoch = BestSoFar(**resumed["best"]), int(resumed["epoch"])
         console.print(f"{run.name}: resuming after epoch {start_epoch}")
     truncate_metrics(rd.metrics, start_epoch)
 
@@ -230,15 +230,6 @@ class _EpochTrainer:
         }
 
 
-def _resume(
-    rd: RunDir, model: Classifier, optimizer: torch.optim.Optimizer
-) -> tuple[BestSoFar, int]:
-    tensors, meta = ckpt.load_checkpoint(rd.checkpoint("last"))
-    ckpt.load_model_tensors(model, tensors, str(rd.checkpoint("last")))
-    ckpt.load_optimizer_tensors(optimizer, model, tensors)
-    return BestSoFar(**meta["best"]), int(meta["epoch"])
-
-
 def _inherit_trunk(run: RunSpec, model: Classifier, out_dir: Path) -> dict[str, Any] | None:
     if run.pretraining is None:
         return None
@@ -260,30 +251,12 @@ def _inherit_trunk(run: RunSpec, model: Classifier, out_dir: Path) -> dict[str, 
     }
 
 
-def _check_same_run(rd: RunDir, run: RunSpec) -> None:
-    existing = rd.read_config().get("run")
-    if existing != json_roundtrip(run.to_dict()):
-        raise ConfigError(
-            f"{rd.path} holds a run with a different configuration; "
-            "choose another --out directory or delete that run"
-        )
-
-
-def json_roundtrip(obj: Any) -> Any:
-    """What `obj` looks like after being saved as JSON (tuples become lists)."""
-    import json
-
-    return json.loads(json.dumps(obj))
-
-
 def _resolved_config(
     run: RunSpec, suite: Suite | None, splits: DataSplits, runtime: Runtime
 ) -> dict:
     return {
         "run": run.to_dict(),
-        "suite": None
-        if suite is None
-        else {"name": suite.name, "path": suite.path, "sha256": suite.sha256},
+        "suite": suite_provenance(suite),
         "data": {
             "dataset": splits.dataset,
             "is_jpeg_copy": splits.is_jpeg_copy,
