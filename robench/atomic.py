@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from robench.errors import RobenchError
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+class DiskFullError(RobenchError):
+    """The disk (or quota) filled up while writing; the previous file is untouched."""
 
 
 def _file_mode() -> int:
@@ -29,6 +38,14 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         os.chmod(tmp, _MODE)  # after writing: some writers (safetensors) recreate the file
         os.replace(tmp, path)
+    except Exception as exc:  # safetensors reports ENOSPC as its own error type
+        if getattr(exc, "errno", None) in _NO_SPACE or "No space left" in str(exc):
+            raise DiskFullError(
+                f"no space left on the device while writing {path}; the previous version of "
+                "the file is kept. Free some space and rerun: finished work is skipped and "
+                "unfinished work resumes"
+            ) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 leaderboard_app = typer.Typer(no_args_is_help=True, help="Show leaderboard CSVs.")
 app.add_typer(leaderboard_app, name="leaderboard")
+corruptions_app = typer.Typer(no_args_is_help=True, help="CIFAR-10-C corruptions.")
+app.add_typer(corruptions_app, name="corruptions")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,6 +36,14 @@ DataDir = Annotated[
     typer.Option("--data-dir", help="Data root (else $ROBENCH_DATA, else the user cache)."),
 ]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+CheckpointEvery = Annotated[
+    int, typer.Option(help="Steps between mid-epoch checkpoints (0: at epoch ends only).")
+]
+
+
+def _check_checkpoint_every(value: int) -> None:
+    if value < 0:
+        raise RobenchError(f"--checkpoint-every must be >= 0, got {value}")
 
 
 def _version(value: bool) -> None:
@@ -59,20 +69,34 @@ def train(
     only: Annotated[list[str] | None, typer.Option(help="Train only these runs.")] = None,
     data_dir: DataDir = None,
     device: Device = "auto",
+    checkpoint_every: CheckpointEvery = 100,
 ) -> None:
     """Train a suite's runs (resuming unfinished ones, skipping finished ones)."""
     from robench.config import load_suite
     from robench.workflow import train_suite
 
+    _check_checkpoint_every(checkpoint_every)
     loaded = load_suite(suite)
-    paths = train_suite(loaded, out, only=only, device=device, console=console, data_dir=data_dir)
+    paths = train_suite(
+        loaded,
+        out,
+        only=only,
+        device=device,
+        console=console,
+        data_dir=data_dir,
+        checkpoint_every=checkpoint_every,
+    )
     console.print(f"trained {len(paths)} run(s) under {out}")
 
 
 @app.command("eval")
 def eval_(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to evaluate.")],
-    suite: Annotated[str, typer.Option(help="Evaluation suite: pgd20.")] = "pgd20",
+    run_dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Run directories to evaluate.")
+    ] = None,
+    suite: Annotated[
+        str, typer.Option(help="pgd20, autoattack, unforeseen, corruptions or all.")
+    ] = "pgd20",
     leaderboard_dir: Annotated[Path, typer.Option(help="Where <suite>.csv goes.")] = Path(
         "leaderboards"
     ),
@@ -82,26 +106,103 @@ def eval_(
     checkpoint: Annotated[
         str, typer.Option(help="best_ta (the paper's), best_ra or last.")
     ] = "best_ta",
-    seed: Annotated[int, typer.Option(help="Seed of the attack's random start.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the attacks' random starts.")] = 0,
+    ensemble: Annotated[
+        bool, typer.Option(help="Evaluate the runs as one softmax-averaging ensemble.")
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Row name for an ensemble or an external model.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Your own model: FILE.py:FACTORY (with --weights).")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="State dict for --model (.pt/.pth or .safetensors).")
+    ] = None,
+    data: Annotated[str, typer.Option(help="Data source for --model.")] = "cifar10",
+    eps: Annotated[str | None, typer.Option(help="Override the attack eps, e.g. 4/255.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override the attack steps.")] = None,
+    step_size: Annotated[
+        str | None, typer.Option(help="Override the PGD step size, e.g. 1/255.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size.")] = None,
+    corruptions_dir: Annotated[
+        Path | None, typer.Option(help="Official CIFAR-10-C folder (default: generate).")
+    ] = None,
+    allow_randomized: Annotated[
+        bool, typer.Option(help="Evaluate a randomised model anyway (flagged).")
+    ] = False,
+    allow_training_mode: Annotated[
+        bool, typer.Option(help="Evaluate a model stuck in training mode anyway (flagged).")
+    ] = False,
     data_dir: DataDir = None,
     device: Device = "auto",
 ) -> None:
-    """Evaluate trained runs and upsert one row per run into the suite's leaderboard."""
+    """Evaluate runs, an ensemble of runs, or your own model; upsert rows into the boards."""
+    from robench.eval.runner import EvalOptions
+    from robench.eval.suites import Overrides, expand_suites
+    from robench.eval.targets import ensemble_target, external_target, run_target
     from robench.runtime import Runtime
-    from robench.workflow import evaluate_runs
+    from robench.workflow import evaluate_targets
 
+    run_dirs = run_dirs or []
+    expand_suites(suite)
     if n is not None and n < 1:
         raise RobenchError(f"--n must be >= 1, got {n}")
-    evaluate_runs(
-        run_dirs,
+    if batch_size is not None and batch_size < 1:
+        raise RobenchError(f"--batch-size must be >= 1, got {batch_size}")
+    if (model is None) != (weights is None):
+        raise RobenchError("--model FILE.py:FACTORY and --weights FILE go together")
+    if model is None and not run_dirs:
+        raise RobenchError("give run directories to evaluate, or --model and --weights")
+    if model is not None and run_dirs:
+        raise RobenchError("evaluate either run directories or one --model, not both")
+    if ensemble and len(run_dirs) < 2:
+        raise RobenchError("--ensemble needs at least two run directories")
+    if corruptions_dir is not None and not corruptions_dir.is_dir():
+        raise RobenchError(f"--corruptions-dir {corruptions_dir} is not a directory")
+    options = EvalOptions(
+        seed=seed,
+        overrides=Overrides(eps=eps, steps=steps, step_size=step_size),
+        corruptions_dir=corruptions_dir,
+        allow_randomized=allow_randomized,
+        allow_training_mode=allow_training_mode,
+        batch_size=batch_size,
+    )
+    state_root = leaderboard_dir / ".eval-state"
+    if model is not None:
+        assert weights is not None
+        targets = [
+            external_target(
+                model,
+                weights,
+                data=data,
+                data_dir=data_dir,
+                n=n,
+                name=name,
+                state_root=state_root,
+            )
+        ]
+    elif ensemble:
+        targets = [
+            ensemble_target(
+                run_dirs,
+                name=name,
+                checkpoint=checkpoint,
+                data_dir=data_dir,
+                n=n,
+                state_root=state_root,
+            )
+        ]
+    else:
+        targets = (run_target(p, checkpoint=checkpoint, data_dir=data_dir, n=n) for p in run_dirs)
+    evaluate_targets(
+        targets,
         suite,
         leaderboard_dir,
         runtime=Runtime.select(device),
         console=console,
-        n=n,
-        checkpoint=checkpoint,
-        data_dir=data_dir,
-        seed=seed,
+        options=options,
     )
 
 
@@ -112,13 +213,21 @@ def reproduce(
     only: Annotated[list[str] | None, typer.Option(help="Only these runs.")] = None,
     data_dir: DataDir = None,
     device: Device = "auto",
+    checkpoint_every: CheckpointEvery = 100,
 ) -> None:
     """Train every run of a suite, evaluate each, and write the leaderboards."""
     from robench.config import load_suite
     from robench.workflow import reproduce as run_reproduce
 
+    _check_checkpoint_every(checkpoint_every)
     boards = run_reproduce(
-        load_suite(suite), out, only=only, device=device, console=console, data_dir=data_dir
+        load_suite(suite),
+        out,
+        only=only,
+        device=device,
+        console=console,
+        data_dir=data_dir,
+        checkpoint_every=checkpoint_every,
     )
     console.print(f"leaderboards: {boards}", soft_wrap=True)
 
@@ -167,7 +276,8 @@ def transfer_matrix_(
     from robench.runtime import Runtime
     from robench.workflow import transfer_analysis
 
-    get_eval_suite(attack)
+    if get_eval_suite(attack).attack is None:
+        raise RobenchError(f"--attack {attack}: transfer analysis needs a PGD suite (pgd20)")
     if n is not None and n < 1:
         raise RobenchError(f"--n must be >= 1, got {n}")
     figures = transfer_analysis(
@@ -310,6 +420,30 @@ def list_(
     else:
         raise RobenchError(f"unknown kind {kind!r}; use models, attacks, suites or eval-suites")
     console.print("\n".join(names))
+
+
+@corruptions_app.command("preview")
+def corruptions_preview(
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("corruptions-preview.png"),
+    index: Annotated[int, typer.Option(help="Which test image (official order).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the corruption generator.")] = 0,
+    data: Annotated[str, typer.Option(help="Data source.")] = "cifar10",
+    data_dir: DataDir = None,
+) -> None:
+    """A contact sheet: one test image under all 15 corruptions x 5 severities."""
+    import torch
+
+    from robench.corruptions.preview import contact_sheet
+    from robench.data import load_test
+
+    if index < 0:
+        raise RobenchError(f"--index must be >= 0, got {index}")
+    test, info = load_test(data, data_dir, n=None)
+    if index >= len(test):
+        raise RobenchError(f"--index {index}: the test set has {len(test)} images")
+    image = torch.from_numpy(test.images[index]).permute(2, 0, 1).float() / 255
+    path = contact_sheet(image, out, seed=seed)
+    console.print(f"wrote {path} (test image {index} of {info['dataset']}, seed {seed})")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ is the arrow chain, the CLI only parses arguments and calls it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -13,14 +14,16 @@ from rich.console import Console
 
 from robench.atomic import write_text_atomic
 from robench.config import Suite
-from robench.eval.runner import evaluate_run
-from robench.eval.suites import get_eval_suite
+from robench.eval.runner import EvalOptions, Evaluator
+from robench.eval.targets import EvalTarget, run_target
 from robench.leaderboard import TABLE3, board_table, upsert_rows, write_board
+from robench.leaderboard.render import metrics_table
+from robench.leaderboard.schema import CORRUPTION_COLUMNS, UNFORESEEN_COLUMNS
 from robench.leaderboard.table3 import build_table3, table3_rich
 from robench.report.page import report_html
 from robench.runtime import Runtime
 from robench.train.pretrainer import pretrain_run
-from robench.train.trainer import PRETRAIN_FOLDER, train_run
+from robench.train.trainer import CHECKPOINT_EVERY, PRETRAIN_FOLDER, train_run
 
 
 def runtime_for(suite: Suite, device: str) -> Runtime:
@@ -36,6 +39,7 @@ def train_suite(
     device: str,
     console: Console,
     data_dir: str | None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> list[Path]:
     """Pretrain what the selected runs start from (each pretraining once), then train them."""
     runtime = runtime_for(suite, device)
@@ -48,10 +52,19 @@ def train_suite(
             console=console,
             suite=suite,
             data_dir=data_dir,
+            checkpoint_every=checkpoint_every,
         )
     paths = []
     for run in runs:
-        train_run(run, out, runtime=runtime, console=console, suite=suite, data_dir=data_dir)
+        train_run(
+            run,
+            out,
+            runtime=runtime,
+            console=console,
+            suite=suite,
+            data_dir=data_dir,
+            checkpoint_every=checkpoint_every,
+        )
         paths.append(out / run.name)
     return paths
 
@@ -66,32 +79,77 @@ def evaluate_runs(
     n: int | None = None,
     checkpoint: str = "best_ta",
     data_dir: str | None = None,
+    options: EvalOptions | None = None,
     seed: int = 0,
-) -> pd.DataFrame:
-    """Evaluate each run and upsert its row as soon as it is done (no finished row is lost)."""
-    suite = get_eval_suite(suite_name)
-    board_path = leaderboard_dir / f"{suite.name}.csv"
-    board = None
-    for run_dir in run_dirs:
-        row = evaluate_run(
-            run_dir,
-            suite,
-            runtime=runtime,
-            console=console,
-            n=n,
-            checkpoint=checkpoint,
-            data_dir=data_dir,
-            seed=seed,
-        )
-        board = upsert_rows(board_path, [row])
+) -> dict[str, pd.DataFrame]:
+    """Evaluate each run; see `evaluate_targets`."""
+    targets = (run_target(path, checkpoint=checkpoint, data_dir=data_dir, n=n) for path in run_dirs)
+    return evaluate_targets(
+        targets,
+        suite_name,
+        leaderboard_dir,
+        runtime=runtime,
+        console=console,
+        options=options or EvalOptions(seed=seed),
+    )
+
+
+def evaluate_targets(
+    targets: Iterable[EvalTarget],
+    suite_name: str,
+    leaderboard_dir: Path,
+    *,
+    runtime: Runtime,
+    console: Console,
+    options: EvalOptions,
+) -> dict[str, pd.DataFrame]:
+    """Run `suite_name` on each target and upsert its rows as soon as they exist.
+
+    A finished target's rows are on disk before the next target starts, so an interrupted
+    evaluation loses nothing finished (and its flags let the unfinished one resume).
+    Returns each board, restricted to the targets evaluated now.
+    """
+    boards: dict[str, pd.DataFrame] = {}
+    names: set[str] = set()
+    for target in targets:
+        for note in target.notes:
+            console.print(f"[yellow]warning:[/yellow] {note}")
+        evaluator = Evaluator(target, runtime, console, options)
+        for schema, rows in evaluator.run(suite_name):
+            board = upsert_rows(leaderboard_dir / f"{schema.name}.csv", rows, schema)
+            boards[schema.name] = board
+            names.add(target.identity["run"])
+            _print_rows(console, schema.name, rows)
+    for board_name, board in boards.items():
+        ours = board[board["run"].isin(names)]
+        boards[board_name] = ours
+        title = f"{board_name}: {leaderboard_dir / (board_name + '.csv')}"
+        if board_name == "unforeseen":
+            console.print(metrics_table(ours, ("ta", *UNFORESEEN_COLUMNS, "mean", "worst"), title))
+        elif board_name == "corruptions":
+            console.print(metrics_table(ours, ("ta", "mean", *CORRUPTION_COLUMNS), title))
+        elif board_name == "corruptions_long":
+            console.print(
+                f"corruption x severity table: {leaderboard_dir / 'corruptions_long.csv'}"
+            )
+        else:
+            console.print(board_table(ours, title))
+    return boards
+
+
+def _print_rows(console: Console, board: str, rows: list[dict]) -> None:
+    if board == "corruptions_long":
+        return
+    for row in rows:
+        parts = [f"TA {row['ta']:.2f}"]
+        for key, label in (("ra", "RA"), ("aa_ra", "AA"), ("pgd20_ra", "PGD-20"), ("mean", "mean")):
+            if key in row:
+                parts.append(f"{label} {row[key]:.2f}")
+        flags = f"  flags: {row['flags']}" if row.get("flags") else ""
         console.print(
-            f"{row['run']}: TA {row['ta']:.2f}  RA {row['ra']:.2f}  ({suite.name}, "
-            f"n={row['n_eval']}, {row['eval_seconds']:.1f}s)"
+            f"{row['run']}: {'  '.join(parts)}  ({board}, n={row['n_eval']}, "
+            f"{row['eval_seconds']:.1f}s){flags}"
         )
-    assert board is not None
-    names = {Path(p).name for p in run_dirs}
-    console.print(board_table(board[board["run"].isin(names)], f"{suite.name}: {board_path}"))
-    return board
 
 
 def reproduce(
@@ -102,11 +160,18 @@ def reproduce(
     device: str,
     console: Console,
     data_dir: str | None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> Path:
     """Train every run (pretraining first), evaluate PGD-20, write pgd20.csv and table3.csv."""
     runs_dir, boards_dir = out / "runs", out / "leaderboards"
     run_paths = train_suite(
-        suite, runs_dir, only=only, device=device, console=console, data_dir=data_dir
+        suite,
+        runs_dir,
+        only=only,
+        device=device,
+        console=console,
+        data_dir=data_dir,
+        checkpoint_every=checkpoint_every,
     )
     board = evaluate_runs(
         run_paths,
@@ -116,7 +181,7 @@ def reproduce(
         console=console,
         data_dir=data_dir,
         seed=suite.protocol.seed,
-    )
+    )["pgd20"]
     names = {p.name for p in run_paths}
     ours = board[board["run"].isin(names)]
     table3 = build_table3(ours)

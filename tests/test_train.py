@@ -88,10 +88,10 @@ def test_resumed_run_equals_uninterrupted(suite, folder, tmp_path, monkeypatch):
 
     original = trainer_mod._EpochTrainer.run_epoch
 
-    def crash_in_epoch_3(self, epoch):
+    def crash_in_epoch_3(self, epoch, *args):
         if epoch == 3:
             raise KeyboardInterrupt
-        return original(self, epoch)
+        return original(self, epoch, *args)
 
     monkeypatch.setattr(trainer_mod._EpochTrainer, "run_epoch", crash_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):

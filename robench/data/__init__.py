@@ -3,7 +3,7 @@
 from robench.data.batches import BatchIterator
 from robench.data.dataset import ArrayDataset, DataSplits
 from robench.data.sources import SOURCES, load_source, resolve_data_root
-from robench.data.splits import make_splits
+from robench.data.splits import load_test, make_splits
 
 __all__ = [
     "SOURCES",
@@ -11,6 +11,7 @@ __all__ = [
     "BatchIterator",
     "DataSplits",
     "load_source",
+    "load_test",
     "make_splits",
     "resolve_data_root",
 ]

@@ -3,7 +3,8 @@
 A CIFAR training split is ~140 MB as uint8, so it lives on the GPU for the whole run: no
 DataLoader workers, no host-to-device copies per step, and random crop + flip for a whole
 batch in a few kernels instead of a per-image Python loop (which would starve a fast GPU).
-All randomness comes from a generator seeded by (seed, epoch), so resuming at epoch k
+The order comes from a generator seeded by (seed, epoch) and each batch's augmentation from
+one seeded by (seed, epoch, batch index), so resuming at epoch k, or at batch i of epoch k,
 replays exactly the batches an uninterrupted run would have seen.
 """
 
@@ -20,9 +21,9 @@ from robench.data.dataset import ArrayDataset
 CROP_PADDING = 4
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed 63-bit seed: nearby (seed, epoch) pairs give unrelated streams."""
-    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+def epoch_seed(seed: int, epoch: int, *more: int) -> int:
+    """A well-mixed 63-bit seed: nearby (seed, epoch, ...) tuples give unrelated streams."""
+    state = np.random.SeedSequence([seed, epoch, *more]).generate_state(2, dtype=np.uint32)
     return (int(state[0]) << 32 | int(state[1])) & (2**63 - 1)
 
 
@@ -96,6 +97,10 @@ class BatchIterator:
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iterate()
+
+    def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This epoch's batches from batch index `start` on (a mid-epoch resume skips the rest)."""
         generator = torch.Generator(device=self.device)
         generator.manual_seed(epoch_seed(self.seed, self.epoch))
         n = self.num_examples
@@ -103,10 +108,11 @@ class BatchIterator:
             order = torch.randperm(n, generator=generator, device=self.device)
         else:
             order = torch.arange(n, device=self.device)
-        for i in range(len(self)):
+        for i in range(start, len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = self.images[idx]
             if self.augment:
+                generator.manual_seed(epoch_seed(self.seed, self.epoch, i))
                 x = random_crop_flip(x, generator)
             x = x.float().div_(255.0)
             if self.channels_last:

@@ -35,11 +35,12 @@ class SourceSpec:
     title: str  # human name used in dataset labels
     num_classes: int | None  # None: whatever the folder holds
     torchvision_class: str | None
+    image_size: int | None = None  # None: any (consistent) size
 
 
 SOURCES: dict[str, SourceSpec] = {
-    "cifar10": SourceSpec("cifar10", "CIFAR-10", 10, "CIFAR10"),
-    "cifar100": SourceSpec("cifar100", "CIFAR-100", 100, "CIFAR100"),
+    "cifar10": SourceSpec("cifar10", "CIFAR-10", 10, "CIFAR10", 32),
+    "cifar100": SourceSpec("cifar100", "CIFAR-100", 100, "CIFAR100", 32),
     "imagefolder": SourceSpec("imagefolder", "image folder", None, None),
 }
 
@@ -107,6 +108,13 @@ def _from_image_folder(
                 "folder, or use the 'imagefolder' source for other data"
             )
     data, content_hash, is_jpeg = load_image_folder(root, split, progress)
+    size = spec.image_size
+    if size is not None and len(data) and data.images.shape[1:3] != (size, size):
+        h, w = data.images.shape[1:3]
+        raise DataError(
+            f"{root / split} holds {h}x{w} images but {spec.title} images are {size}x{size}; "
+            "point --data-dir/ROBENCH_DATA at the right folder, or use the 'imagefolder' source"
+        )
     if spec.num_classes is None:
         label = f"image folder {root.name}" + (" (JPEG)" if is_jpeg else "")
     elif is_jpeg:

@@ -98,3 +98,21 @@ def make_splits(
         root=str(root),
         content_hash=hashlib.blake2b(combined, digest_size=16).hexdigest(),
     )
+
+
+def load_test(
+    source: str,
+    data_dir: str | Path | None = None,
+    *,
+    n: int | None = None,
+    download: bool = True,
+) -> tuple[ArrayDataset, dict]:
+    """The first n official test images and their provenance (dataset, content hash, ...).
+
+    Evaluation needs only the test split; this skips loading and splitting the training set.
+    """
+    get_source(source)
+    root = resolve_data_root(data_dir)
+    test, info = _load_once(source, root, "test", download, None)
+    n_test = _prefix(n, len(test), "--n", "test")
+    return test.subset(np.arange(n_test)), info

@@ -5,6 +5,9 @@ several attacks, transfer overlaps, resuming an interrupted evaluation. An examp
 robust only if it is classified correctly both clean and under attack. The crafted examples
 themselves can be kept too, so a transfer analysis attacks other models with exactly the
 examples this evaluation scored (same seed, batching and random stream).
+
+Batch b's attack randomness comes from a generator seeded by (seed, b) alone, so an evaluation
+resumed at batch b crafts exactly what an uninterrupted one would have.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from torch import nn
 
 from robench.attacks import Attack, model_mode
 from robench.data import ArrayDataset, BatchIterator
+from robench.data.batches import epoch_seed
 from robench.runtime import Runtime
+
+_EVAL_STREAM = 11  # keeps evaluation seeds apart from training's (seed, epoch, step) seeds
+
+
+def batch_generator(runtime: Runtime, seed: int, batch_index: int) -> torch.Generator:
+    """The generator of batch `batch_index` of an evaluation seeded with `seed`."""
+    return runtime.generator(epoch_seed(seed, batch_index, _EVAL_STREAM))
 
 
 @dataclass
@@ -55,15 +66,14 @@ def correct_flags(
     batches = BatchIterator(
         data, batch_size, device=runtime.device, channels_last=runtime.channels_last
     )
-    generator = runtime.generator(seed)
     clean, robust, adversarial = [], [], []
     with model_mode(model, train=False):
-        for x, y in batches:
+        for index, (x, y) in enumerate(batches):
             with torch.no_grad(), runtime.autocast():
                 ok = model(x).argmax(1) == y
             clean.append(ok)
             if attack is not None:
-                x_adv = attack.perturb(model, x, y, generator)
+                x_adv = attack.perturb(model, x, y, batch_generator(runtime, seed, index))
                 with torch.no_grad(), runtime.autocast():
                     robust.append(ok & (model(x_adv).argmax(1) == y))
                 if keep_adversarial:

@@ -148,7 +148,7 @@ def _cache_protocol(
 
 def _read_cache(stem: Path, protocol: dict[str, Any], labels: torch.Tensor) -> Crafted | None:
     """The cached examples if they were made under exactly `protocol`, else None."""
-    if not checkpoint_paths(stem)[1].is_file():
+    if not checkpoint_paths(stem)[0].is_file():
         return None
     try:
         tensors, meta = load_checkpoint(stem)

@@ -10,14 +10,46 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
-RESULT_COLUMNS = ("run", "pretext", "scenario", "checkpoint", "ta", "ra", "epochs_to_best")
-PROTOCOL_COLUMNS = ("attack", "eps", "steps", "restarts", "n_eval", "seed", "dataset", "device")
-_TITLES = {"ta": "TA %", "ra": "RA %", "epochs_to_best": "epochs", "n_eval": "n"}
-_NUMERIC = {"ta", "ra", "epochs_to_best", "steps", "restarts", "n_eval", "seed"}
+RESULT_COLUMNS = (
+    "run",
+    "pretext",
+    "scenario",
+    "checkpoint",
+    "ta",
+    "ra",
+    "aa_ra",
+    "pgd20_ra",
+    "worst_ra",
+    "epochs_to_best",
+    "flags",
+)
+PROTOCOL_COLUMNS = (
+    "attack",
+    "eps",
+    "steps",
+    "restarts",
+    "n_eval",
+    "seed",
+    "dataset",
+    "corruption_source",
+    "device",
+    "overrides",
+)
+_TITLES = {
+    "ta": "TA %",
+    "ra": "RA %",
+    "aa_ra": "AA %",
+    "pgd20_ra": "PGD-20 %",
+    "worst_ra": "worst %",
+    "epochs_to_best": "epochs",
+    "n_eval": "n",
+}
+_PERCENT = {"ta", "ra", "aa_ra", "pgd20_ra", "worst_ra"}
+_NUMERIC = _PERCENT | {"epochs_to_best", "steps", "restarts", "n_eval", "seed"}
 
 
 def board_table(board: pd.DataFrame, title: str) -> Table:
-    shared = {c: board[c].iloc[0] for c in PROTOCOL_COLUMNS if c in board and _uniform(board[c])}
+    shared = _shared(board)
     varying = [c for c in PROTOCOL_COLUMNS if c in board and c not in shared]
     columns = [c for c in RESULT_COLUMNS if c in board] + varying
     caption = "  ".join(f"{_TITLES.get(c, c)}={_cell(v, c)}" for c, v in shared.items())
@@ -33,6 +65,15 @@ def board_table(board: pd.DataFrame, title: str) -> Table:
     return table
 
 
+def _shared(board: pd.DataFrame) -> dict[str, object]:
+    """Protocol columns with one value in every row (empty ones left out of the caption)."""
+    return {
+        c: board[c].iloc[0]
+        for c in PROTOCOL_COLUMNS
+        if c in board and _uniform(board[c]) and _cell(board[c].iloc[0], c) not in ("", "-")
+    }
+
+
 def _uniform(series: pd.Series) -> bool:
     return len(series) > 0 and series.astype(str).nunique(dropna=False) == 1
 
@@ -40,6 +81,27 @@ def _uniform(series: pd.Series) -> bool:
 def _cell(value: object, column: str) -> str:
     if value is pd.NA or value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
-    if column in ("ta", "ra"):
+    if column in _PERCENT:
         return f"{float(value):.2f}"
     return str(value)
+
+
+def metrics_table(board: pd.DataFrame, metrics: tuple[str, ...], title: str) -> Table:
+    """A wide board turned on its side: one row per metric, one column per run.
+
+    The unforeseen (12 attacks) and corruption (15) boards are too wide for a terminal the
+    usual way round; their protocol goes into the caption as in `board_table`.
+    """
+    shared = _shared(board)
+    caption = "  ".join(f"{_TITLES.get(c, c)}={_cell(v, c)}" for c, v in shared.items())
+    table = Table(title=title, caption=caption or None, header_style="bold")
+    table.add_column("accuracy %", no_wrap=True)
+    rows = board.sort_values(["pretext", "scenario", "run"], na_position="last")
+    for _, row in rows.iterrows():
+        table.add_column(f"{row['run']}\n{row.get('checkpoint', '')}", justify="right")
+    for metric in metrics:
+        cells = ["-" if pd.isna(v) else f"{float(v):.2f}" for v in rows[metric].tolist()]
+        table.add_row(metric, *cells)
+    if "flags" in rows:
+        table.add_row("flags", *[("-" if pd.isna(v) or not v else str(v)) for v in rows["flags"]])
+    return table

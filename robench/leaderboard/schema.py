@@ -69,6 +69,35 @@ RUN = (
     Column("epochs_to_best", "Int64", "epoch at which the evaluated checkpoint was reached"),
 )
 
+HONESTY = (
+    Column(
+        "flags",
+        "string",
+        "sanity-check flags (empty = all passed): zero_gradients:k/n, softmax_output, "
+        "randomized, training_mode; AutoAttack's own as aa_*",
+    ),
+    Column("overrides", "string", "attack settings overridden on the command line, e.g. steps=10"),
+)
+TAIL = (
+    *HONESTY,
+    Column("eval_seconds", "float64", "wall time of the evaluation"),
+    Column("run_dir", "string", "the run directory evaluated (an ensemble: all of them)"),
+)
+ROW_KEY = (
+    "run",
+    "suite",
+    "checkpoint",
+    "attack",
+    "eps",
+    "step_size",
+    "steps",
+    "restarts",
+    "n_eval",
+    "seed",
+    "dataset",
+    "overrides",
+)
+
 PGD20 = BoardSchema(
     name="pgd20",
     columns=(
@@ -78,24 +107,141 @@ PGD20 = BoardSchema(
         Column("ta", "float64", "clean test accuracy, %"),
         Column("ra", "float64", "robust accuracy, %: correct clean and under attack"),
         *PROVENANCE,
-        Column("eval_seconds", "float64", "wall time of the evaluation"),
-        Column("run_dir", "string", "the run directory evaluated"),
+        *TAIL,
+    ),
+    key=ROW_KEY,
+    metrics=("ta", "ra"),
+    percent=("ta", "ra"),
+)
+
+AUTOATTACK = BoardSchema(
+    name="autoattack",
+    columns=(
+        RUN[0],
+        Column("suite", "string", "evaluation suite"),
+        *RUN[1:],
+        Column("ta", "float64", "clean test accuracy, %"),
+        Column("aa_ra", "float64", "robust accuracy under AutoAttack (standard), %"),
+        Column("pgd20_ra", "float64", "robust accuracy under robench's PGD-20, same images, %"),
+        Column("worst_ra", "float64", "per-example worst case of AutoAttack and PGD-20, %"),
+        Column(
+            "aa_version", "string", "AutoAttack version: standard = APGD-CE, APGD-T, FAB-T, Square"
+        ),
+        *PROVENANCE,
+        *TAIL,
+    ),
+    key=ROW_KEY,
+    metrics=("ta", "aa_ra", "pgd20_ra"),
+    percent=("ta", "aa_ra", "pgd20_ra", "worst_ra"),
+)
+
+
+def _strength_column(family: str, strength: float) -> str:
+    return f"{family}_{strength:g}"
+
+
+def _unforeseen_columns() -> tuple[str, ...]:
+    from robench.attacks.unforeseen import PROTOCOL_STRENGTHS
+
+    return tuple(
+        _strength_column(family, s)
+        for family, strengths in PROTOCOL_STRENGTHS.items()
+        for s in strengths
+    )
+
+
+UNFORESEEN_COLUMNS = _unforeseen_columns()
+
+UNFORESEEN = BoardSchema(
+    name="unforeseen",
+    columns=(
+        RUN[0],
+        Column("suite", "string", "evaluation suite"),
+        *RUN[1:],
+        Column("ta", "float64", "clean test accuracy, %"),
+        *(
+            Column(c, "float64", f"accuracy under the unforeseen attack {c} (Kang et al. scale), %")
+            for c in UNFORESEEN_COLUMNS
+        ),
+        Column("mean", "float64", "mean of the 12 unforeseen-attack accuracies, %"),
+        Column("worst", "float64", "per-example worst case over all 12 attacks, %"),
+        *PROVENANCE,
+        *TAIL,
+    ),
+    key=ROW_KEY,
+    metrics=("ta", *UNFORESEEN_COLUMNS, "mean"),
+    percent=("ta", *UNFORESEEN_COLUMNS, "mean", "worst"),
+)
+
+
+def _corruption_names() -> tuple[str, ...]:
+    from robench.corruptions.source import CORRUPTION_NAMES
+
+    return tuple(CORRUPTION_NAMES)
+
+
+CORRUPTION_COLUMNS = _corruption_names()
+CORRUPTION_PROVENANCE = tuple(
+    c
+    for c in PROVENANCE
+    if c.name not in {"attack", "eps", "eps_value", "step_size", "steps", "restarts"}
+)
+
+CORRUPTIONS = BoardSchema(
+    name="corruptions",
+    columns=(
+        RUN[0],
+        Column("suite", "string", "evaluation suite"),
+        *RUN[1:],
+        Column("ta", "float64", "clean test accuracy, %"),
+        Column("mean", "float64", "mean accuracy over 15 corruptions x 5 severities, %"),
+        *(
+            Column(c, "float64", f"accuracy under {c}, mean over severities 1-5, %")
+            for c in CORRUPTION_COLUMNS
+        ),
+        Column(
+            "corruption_source",
+            "string",
+            "CIFAR-10-C (official) or robench-generated CIFAR-10-C (seed, generator version)",
+        ),
+        *CORRUPTION_PROVENANCE,
+        *TAIL,
+    ),
+    key=("run", "suite", "checkpoint", "n_eval", "seed", "dataset", "corruption_source"),
+    metrics=("ta", "mean", *CORRUPTION_COLUMNS),
+    percent=("ta", "mean", *CORRUPTION_COLUMNS),
+)
+
+CORRUPTIONS_LONG = BoardSchema(
+    name="corruptions_long",
+    columns=(
+        RUN[0],
+        RUN[4],
+        Column("corruption", "string", "CIFAR-10-C corruption name"),
+        Column("severity", "Int64", "severity 1-5"),
+        Column("accuracy", "float64", "accuracy on that corruption and severity, %"),
+        Column("corruption_source", "string", "official or robench-generated (seed, version)"),
+        Column("n_eval", "Int64", "test images evaluated: the first n in the data set's order"),
+        Column("seed", "Int64", "seed of the corruption generator"),
+        Column("dataset", "string", "data set label; says when it is a JPEG copy"),
+        Column("is_jpeg_copy", "boolean", "true when the clean images are a lossy JPEG copy"),
+        Column("device", "string", "cpu or the GPU's name"),
+        Column("robench_version", "string", "robench version that produced the row"),
+        Column("git_revision", "string", "robench commit (+dirty with local changes)"),
+        Column("date", "string", "UTC time the row was written (ISO 8601)"),
     ),
     key=(
         "run",
-        "suite",
         "checkpoint",
-        "attack",
-        "eps",
-        "step_size",
-        "steps",
-        "restarts",
+        "corruption",
+        "severity",
         "n_eval",
         "seed",
         "dataset",
+        "corruption_source",
     ),
-    metrics=("ta", "ra"),
-    percent=("ta", "ra"),
+    metrics=("accuracy",),
+    percent=("accuracy",),
 )
 
 TABLE3 = BoardSchema(
@@ -121,7 +267,9 @@ TABLE3 = BoardSchema(
     percent=("ta", "ra"),
 )
 
-SCHEMAS: dict[str, BoardSchema] = {s.name: s for s in (PGD20, TABLE3)}
+SCHEMAS: dict[str, BoardSchema] = {
+    s.name: s for s in (PGD20, TABLE3, AUTOATTACK, UNFORESEEN, CORRUPTIONS, CORRUPTIONS_LONG)
+}
 
 
 def schema_for(path: Path, frame: pd.DataFrame | None = None) -> BoardSchema | None:

@@ -2,7 +2,10 @@
 
 safetensors holds only tensors, so loading one can never execute code (unlike a pickle).
 The JSON says what the tensors are (architecture, pretext, scenario, epoch, git revision,
-versions) so a checkpoint can be rebuilt into a model without the suite that made it. Loading
+versions) so a checkpoint can be rebuilt into a model without the suite that made it. The same
+JSON is also embedded in the safetensors header, and that copy is the one loading trusts: the
+two files are replaced one after the other, and a process killed between the two renames must
+not pair epoch-k weights with epoch-(k-1) metadata. Loading
 checks every key and shape against the model and fails loudly: a silent partial load (the
 authors' strict=False) is the bug this module exists to prevent.
 """
@@ -14,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from robench.atomic import atomic_write, write_json_atomic
@@ -23,6 +26,7 @@ from robench.errors import CheckpointError
 from robench.provenance import git_revision, versions
 
 FORMAT = "robench-checkpoint-v1"
+META_KEY = "robench_meta"  # the safetensors header entry holding the metadata JSON
 MODEL_PREFIX = "model."
 OPTIM_PREFIX = "optim."
 
@@ -32,33 +36,52 @@ def checkpoint_paths(stem: Path) -> tuple[Path, Path]:
 
 
 def save_checkpoint(stem: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
-    """Write `<stem>.safetensors` then `<stem>.json`, each atomically."""
+    """Write `<stem>.safetensors` (metadata embedded) then `<stem>.json`, each atomically."""
     weights, meta_path = checkpoint_paths(stem)
     meta = {"format": FORMAT, "git_revision": git_revision(), "versions": versions(), **metadata}
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write(weights, lambda tmp: save_file(cpu, str(tmp), metadata={"format": FORMAT}))
+    header = {"format": FORMAT, META_KEY: json.dumps(meta, sort_keys=True)}
+    atomic_write(weights, lambda tmp: save_file(cpu, str(tmp), metadata=header))
     write_json_atomic(meta_path, meta)
 
 
 def load_checkpoint(stem: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata; the metadata embedded in the weights file wins over the sidecar."""
     weights, meta_path = checkpoint_paths(stem)
     if not weights.is_file():
         raise CheckpointError(f"checkpoint {weights} does not exist")
-    if not meta_path.is_file():
+    try:
+        with safe_open(str(weights), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
-            f"{weights} has no metadata file {meta_path.name}; not a robench checkpoint"
+            f"{weights}: corrupt or truncated safetensors file ({exc}); delete it (a run "
+            "resumes from its previous checkpoint) or restore it from a backup"
+        ) from None
+    if META_KEY in header:
+        meta = _parse_meta(header[META_KEY], str(weights))
+    elif meta_path.is_file():  # checkpoints written before the metadata was embedded
+        meta = _parse_meta(meta_path.read_text(encoding="utf-8", errors="replace"), str(meta_path))
+    else:
+        raise CheckpointError(
+            f"{weights} carries no robench metadata (no {META_KEY} header, no {meta_path.name}); "
+            "not a robench checkpoint: load foreign weights with `robench eval --model "
+            "FILE.py:FACTORY --weights FILE`"
         )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: corrupt metadata ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path}: not a robench checkpoint (format {FORMAT} expected)")
-    try:
-        tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: corrupt or truncated safetensors file ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{weights}: not a robench checkpoint (format {FORMAT} expected)")
     return tensors, meta
+
+
+def _parse_meta(text: str, source: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{source}: corrupt metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{source}: not a robench checkpoint (metadata is not an object)")
+    return meta
 
 
 def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ the paper's cosine schedule. The run directory keeps theta_p (`trunk.*`) and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from robench.pretext import PretextTask, create_task
 from robench.provenance import git_revision, now_iso, versions
 from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
-from robench.train.loop import run_epoch
+from robench.train.loop import EpochProgress, StepOutput, run_epoch
 from robench.train.metrics_log import append_metrics, truncate_metrics
 from robench.train.run_dir import RunDir, suite_provenance
 from robench.train.schedule import cosine_lr, make_optimizer, set_lr
@@ -44,8 +45,12 @@ def pretrain_run(
     console: Console,
     suite: Suite | None = None,
     data_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
 ) -> dict[str, Any]:
-    """Pretrain into `out_dir/<spec.name>`; resume an unfinished run, skip a finished one."""
+    """Pretrain into `out_dir/<spec.name>`; resume an unfinished run, skip a finished one.
+
+    Mid-epoch state is saved every `checkpoint_every` steps (0: only at epoch ends).
+    """
     rd = RunDir(out_dir / spec.name)
     if rd.is_finished():
         rd.check_same("pretraining", spec.to_dict())
@@ -105,16 +110,40 @@ def pretrain_run(
     if resumed is not None:
         console.print(f"{spec.name}: resuming after epoch {start_epoch}")
     truncate_metrics(rd.metrics, start_epoch)
+    partial = rd.resume_partial(trained, optimizer, start_epoch)
+    resume_from = None
+    if partial is not None:
+        tensors, partial_meta = partial
+        resume_from = EpochProgress.restore(tensors, partial_meta["progress"], runtime.device)
+        console.print(
+            f"{spec.name}: resuming epoch {start_epoch + 1} after step {resume_from.step}"
+        )
 
     epoch_runner = _PretrainEpoch(spec, backbone, task, optimizer, train, val, runtime, console)
     meta = _meta(spec, task, config)
     for epoch in range(start_epoch + 1, p.epochs + 1):
         lr = cosine_lr(lr_max, lr_min, epoch, p.epochs)
         set_lr(optimizer, lr)
-        record = {"epoch": epoch, "lr": lr, **epoch_runner.run(epoch)}
+
+        def save_partial(progress: EpochProgress, epoch: int = epoch) -> None:
+            state = {
+                **ckpt.model_tensors(trained),
+                **ckpt.optimizer_tensors(optimizer, trained),
+                **progress.tensors(),
+            }
+            partial_meta = {**meta, "epoch": epoch, "progress": progress.meta()}
+            ckpt.save_checkpoint(rd.partial_checkpoint, state, partial_meta)
+
+        record = {
+            "epoch": epoch,
+            "lr": lr,
+            **epoch_runner.run(epoch, resume_from, checkpoint_every, save_partial),
+        }
+        resume_from = None
         append_metrics(rd.metrics, record)
         state = {**ckpt.model_tensors(trained), **ckpt.optimizer_tensors(optimizer, trained)}
         ckpt.save_checkpoint(rd.checkpoint("last"), state, {**meta, "epoch": epoch})
+        rd.drop_partial()
         console.print(_epoch_line(spec.name, record))
 
     final = {**meta, "epoch": p.epochs}
@@ -165,13 +194,19 @@ class _PretrainEpoch:
         self.val_batches = BatchIterator(val, p.batch_size, device=runtime.device)
         self.attack = pgd_from_config(p.attack, runtime) if spec.adversarial else None
 
-    def run(self, epoch: int) -> dict[str, Any]:
+    def run(
+        self,
+        epoch: int,
+        resume_from: EpochProgress | None = None,
+        checkpoint_every: int = 0,
+        on_checkpoint: Callable[[EpochProgress], None] | None = None,
+    ) -> dict[str, Any]:
         p = self.spec.protocol
-        generator = self.runtime.generator(int(p.seed) * 1_000_003 + epoch)
-        adversarial_losses: list[torch.Tensor] = []
+        self.batches.set_epoch(epoch)
 
-        def step(x: torch.Tensor, _: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        def step(x: torch.Tensor, _: torch.Tensor, generator: torch.Generator) -> StepOutput:
             batch = self.task.make_batch(x, generator)
+            extras: dict[str, torch.Tensor] = {}
             inputs_adv = None
             if self.attack is not None:
                 bound = self.task.bind(self.backbone, batch)
@@ -185,13 +220,13 @@ class _PretrainEpoch:
                 with self.runtime.autocast():
                     logits_adv = self.task.logits(self.backbone, inputs_adv, batch)
                 loss_adv = self.task.loss(logits_adv, batch.targets)
-                adversarial_losses.append(loss_adv.detach())
+                extras["loss_adv"] = loss_adv.detach()
                 loss = 0.5 * (loss + loss_adv)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             correct = (logits.argmax(1) == batch.targets).sum()
-            return loss, correct, batch.targets.numel()
+            return StepOutput(loss, correct, batch.targets.numel(), extras)
 
         stats = run_epoch(
             self.batches,
@@ -201,6 +236,10 @@ class _PretrainEpoch:
             epochs=p.epochs,
             console=self.console,
             device=self.runtime.device,
+            seed=int(p.seed),
+            resume_from=resume_from,
+            checkpoint_every=checkpoint_every,
+            on_checkpoint=on_checkpoint,
         )
         record: dict[str, Any] = {
             "train_loss": stats.loss,
@@ -208,8 +247,8 @@ class _PretrainEpoch:
             "train_images_per_s": stats.images_per_s,
             "seconds": stats.seconds,
         }
-        if adversarial_losses:
-            record["train_loss_adv"] = float(torch.stack(adversarial_losses).mean())
+        if "loss_adv" in stats.extras:
+            record["train_loss_adv"] = stats.extras["loss_adv"]
         record.update(self._validate(epoch))
         return record
 

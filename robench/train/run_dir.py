@@ -3,6 +3,7 @@
 <run>/config.json          resolved suite entry + data provenance
 <run>/metrics.jsonl        one line per epoch
 <run>/checkpoints/{last,best_ta,best_ra}.{safetensors,json}
+<run>/checkpoints/partial.*  mid-epoch state (every N steps), removed when the epoch ends
 <run>/result.json          written last: its presence means the run finished
 """
 
@@ -46,6 +47,11 @@ class RunDir:
             raise ConfigError(f"checkpoint {kind!r} must be one of {', '.join(CHECKPOINT_KINDS)}")
         return self.path / "checkpoints" / kind
 
+    @property
+    def partial_checkpoint(self) -> Path:
+        """Mid-epoch state: weights, optimiser, the epoch's running sums and its step."""
+        return self.path / "checkpoints" / "partial"
+
     def is_finished(self) -> bool:
         return self.result.is_file()
 
@@ -70,12 +76,38 @@ class RunDir:
         from robench.train import checkpoint as ckpt
 
         stem = self.checkpoint("last")
-        if not ckpt.checkpoint_paths(stem)[1].is_file():
+        if not ckpt.checkpoint_paths(stem)[0].is_file():
             return None
         tensors, meta = ckpt.load_checkpoint(stem)
         ckpt.load_model_tensors(module, tensors, str(stem))
         ckpt.load_optimizer_tensors(optimizer, module, tensors)
         return meta
+
+    def resume_partial(
+        self, module: nn.Module, optimizer: torch.optim.Optimizer, completed_epochs: int
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """Load a mid-epoch checkpoint of epoch `completed_epochs + 1`, if there is one.
+
+        Returns its tensors (for the epoch's running sums) and metadata. A partial checkpoint
+        of another epoch is stale (the epoch finished after it was written) and is ignored.
+        """
+        from robench.train import checkpoint as ckpt
+
+        stem = self.partial_checkpoint
+        if not ckpt.checkpoint_paths(stem)[0].is_file():
+            return None
+        tensors, meta = ckpt.load_checkpoint(stem)
+        if int(meta.get("epoch", -1)) != completed_epochs + 1:
+            return None
+        ckpt.load_model_tensors(module, tensors, str(stem))
+        ckpt.load_optimizer_tensors(optimizer, module, tensors)
+        return tensors, meta
+
+    def drop_partial(self) -> None:
+        from robench.train import checkpoint as ckpt
+
+        for path in ckpt.checkpoint_paths(self.partial_checkpoint):
+            path.unlink(missing_ok=True)
 
 
 def suite_provenance(suite: Suite | None) -> dict[str, str] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from robench.models import Classifier, create
 from robench.provenance import git_revision, now_iso, versions
 from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
-from robench.train.loop import DivergenceError, run_epoch
+from robench.train.loop import DivergenceError, EpochProgress, StepOutput, run_epoch
 from robench.train.metrics_log import append_metrics, read_metrics, truncate_metrics
 from robench.train.run_dir import RunDir, suite_provenance
 from robench.train.schedule import lr_at_epoch, make_optimizer, set_lr
@@ -37,7 +38,9 @@ from robench.train.transfer import file_sha256, freeze, load_trunk
 
 PRETRAIN_FOLDER = "pretrain"  # <out>/pretrain/<name>: the pretraining runs fine-tuning starts from
 
-__all__ = ["PRETRAIN_FOLDER", "DivergenceError", "train_run"]
+CHECKPOINT_EVERY = 100  # steps between mid-epoch checkpoints; 0 = only at epoch ends
+
+__all__ = ["CHECKPOINT_EVERY", "PRETRAIN_FOLDER", "DivergenceError", "train_run"]
 
 
 @dataclasses.dataclass
@@ -56,10 +59,13 @@ def train_run(
     console: Console,
     suite: Suite | None = None,
     data_dir: str | Path | None = None,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> dict[str, Any]:
     """Train `run` into `out_dir/<run.name>`; resume or skip work already on disk.
 
     A run with pretraining starts from the trunk of `out_dir/pretrain/<pretraining name>`.
+    Besides the per-epoch checkpoints, the state is saved every `checkpoint_every` steps, so a
+    killed run loses at most that many steps.
     """
     rd = RunDir(out_dir / run.name)
     if rd.is_finished():
@@ -101,11 +107,34 @@ def train_run(
         best, start_epoch = BestSoFar(**resumed["best"]), int(resumed["epoch"])
         console.print(f"{run.name}: resuming after epoch {start_epoch}")
     truncate_metrics(rd.metrics, start_epoch)
+    partial = rd.resume_partial(model, optimizer, start_epoch)
+    resume_from = None
+    if partial is not None:
+        tensors, partial_meta = partial
+        resume_from = EpochProgress.restore(tensors, partial_meta["progress"], runtime.device)
+        console.print(f"{run.name}: resuming epoch {start_epoch + 1} after step {resume_from.step}")
 
     trainer = _EpochTrainer(run, model, optimizer, splits, runtime, console)
     started = time.perf_counter()
     for epoch in range(start_epoch + 1, p.epochs + 1):
-        record = trainer.run_epoch(epoch)
+
+        def save_partial(progress: EpochProgress, epoch: int = epoch) -> None:
+            state = {
+                **ckpt.model_tensors(model),
+                **ckpt.optimizer_tensors(optimizer, model),
+                **progress.tensors(),
+            }
+            meta = {
+                "architecture": p.model,
+                "run": run.name,
+                "epoch": epoch,
+                "progress": progress.meta(),
+                "best": dataclasses.asdict(best),
+            }
+            ckpt.save_checkpoint(rd.partial_checkpoint, state, meta)
+
+        record = trainer.run_epoch(epoch, resume_from, checkpoint_every, save_partial)
+        resume_from = None
         append_metrics(rd.metrics, record)
         meta = _checkpoint_meta(run, config, epoch, record)
         if record["val_ta"] > best.ta:
@@ -118,6 +147,7 @@ def train_run(
         ckpt.save_checkpoint(
             rd.checkpoint("last"), state, {**meta, "best": dataclasses.asdict(best)}
         )
+        rd.drop_partial()
         console.print(_epoch_line(run.name, record))
 
     history = read_metrics(rd.metrics)
@@ -171,17 +201,22 @@ class _EpochTrainer:
         self.train_attack = pgd_from_config(p.train_attack, runtime) if run.adversarial else None
         self.val_attack = pgd_from_config(p.val_attack, runtime)
 
-    def run_epoch(self, epoch: int) -> dict[str, Any]:
+    def run_epoch(
+        self,
+        epoch: int,
+        resume_from: EpochProgress | None = None,
+        checkpoint_every: int = 0,
+        on_checkpoint: Callable[[EpochProgress], None] | None = None,
+    ) -> dict[str, Any]:
         p = self.run.protocol
         lr = lr_at_epoch(p, epoch)
         set_lr(self.optimizer, lr)
         self.train_batches.set_epoch(epoch)
-        generator = self.runtime.generator(p.seed * 1_000_003 + epoch)
         self.model.train()
         if self.run.frozen_trunk:
             self.model.trunk.eval()  # frozen BatchNorm statistics: the trunk stays bit-identical
 
-        def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        def step(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> StepOutput:
             if self.train_attack is not None:
                 x = self.train_attack.perturb(self.forward, x, y, generator)
             with self.runtime.autocast():
@@ -190,7 +225,7 @@ class _EpochTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            return loss, (logits.argmax(1) == y).sum(), len(y)
+            return StepOutput(loss, (logits.argmax(1) == y).sum(), len(y))
 
         stats = run_epoch(
             self.train_batches,
@@ -200,6 +235,10 @@ class _EpochTrainer:
             epochs=p.epochs,
             console=self.console,
             device=self.runtime.device,
+            seed=p.seed,
+            resume_from=resume_from,
+            checkpoint_every=checkpoint_every,
+            on_checkpoint=on_checkpoint,
         )
         val = self._validate(epoch)
         return {

@@ -16,8 +16,9 @@ from robench.data import make_splits
 from robench.errors import RobenchError
 from robench.eval import transfer
 from robench.eval.accuracy import correct_flags
-from robench.eval.runner import evaluate_run
+from robench.eval.runner import EvalOptions, Evaluator
 from robench.eval.suites import get_eval_suite
+from robench.eval.targets import run_target
 from robench.eval.transfer import (
     asr_table,
     cache_stem,
@@ -27,6 +28,7 @@ from robench.eval.transfer import (
     write_transfer,
 )
 from robench.runtime import Runtime
+from robench.train import checkpoint as ckpt
 from robench.train.checkpoint import load_model_checkpoint
 from robench.train.trainer import train_run
 
@@ -94,9 +96,9 @@ def test_asr_csv_is_square_and_its_diagonal_is_one_minus_ra(result, runs, folder
     assert list(asr.index) == list(asr.columns) == ["A", "B", "C"]
     assert ((asr >= 0) & (asr <= 1)).all().all()
     assert len(pd.read_csv(overlap_path)) == 9  # 3 sources x 3 unordered pairs
-    suite = get_eval_suite("pgd20")
     for run in runs:
-        row = evaluate_run(run, suite, runtime=CPU, console=QUIET, data_dir=folder, seed=0)
+        evaluator = Evaluator(run_target(run, data_dir=folder), CPU, QUIET, EvalOptions(seed=0))
+        [(_, [row])] = evaluator.run("pgd20")
         assert row["n_eval"] == N
         diagonal = asr.loc[run.name, run.name]
         # the same images counted robust, image for image; the fractions agree to float noise
@@ -152,10 +154,10 @@ def test_cached_examples_are_the_pgd20_examples(runs, folder):
 
 def test_a_cache_with_another_protocol_is_recomputed(runs, folder, tmp_path, monkeypatch):
     run = shutil.copytree(runs[2], tmp_path / "C")
-    meta_path = cache_stem(run, "pgd20", N, 0).with_suffix(".json")
-    meta = json.loads(meta_path.read_text())
+    stem = cache_stem(run, "pgd20", N, 0)
+    tensors, meta = ckpt.load_checkpoint(stem)
     meta["protocol"]["batch_size"] = 8
-    meta_path.write_text(json.dumps(meta))
+    ckpt.save_checkpoint(stem, tensors, meta)
 
     def no_attack(*args, **kwargs):
         raise RuntimeError("attacked again")

@@ -1,0 +1,282 @@
+"""What an evaluation evaluates: a trained run, an ensemble of runs, or a model from elsewhere.
+
+Each target hands the evaluator the same things: a model mapping [0, 1] images to logits, the
+test set it is to be scored on, the identity columns of its leaderboard rows, and a folder for
+its per-example flags (so an interrupted evaluation resumes). Researchers' own models come in
+through `FILE.py:FACTORY` plus a weights file loaded with `weights_only=True`: robench never
+unpickles code from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robench.data import ArrayDataset, load_test
+from robench.errors import CheckpointError, ConfigError, RobenchError
+from robench.train.checkpoint import checkpoint_paths, load_model_checkpoint
+from robench.train.run_dir import open_run_dir
+
+DEFAULT_BATCH_SIZE = 250
+
+
+@dataclass
+class EvalTarget:
+    name: str
+    model: nn.Module
+    test: ArrayDataset
+    data_info: dict[str, Any]  # dataset, is_jpeg_copy, content_hash
+    identity: dict[str, Any]  # run, pretext, scenario, model, checkpoint, epochs_to_best, ...
+    model_hash: str  # what the weights are: part of every stored flag file's key
+    flag_dir: Path
+    batch_size: int = DEFAULT_BATCH_SIZE
+    notes: list[str] = field(default_factory=list)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_target(
+    run_path: Path,
+    *,
+    checkpoint: str = "best_ta",
+    data_dir: str | Path | None = None,
+    n: int | None = None,
+) -> EvalTarget:
+    """A trained run's checkpoint, scored on its data set's test split (first n images)."""
+    rd = open_run_dir(run_path)
+    config = rd.read_config()
+    run = config["run"]
+    protocol = run["protocol"]
+    n = n if n is not None else protocol.get("eval_n")
+    test, info = load_test(protocol["data"], data_dir, n=n)
+    notes = []
+    if _test_hash_differs(config, info):
+        notes.append(
+            f"{run['name']} was trained on {config['data']['dataset']}; "
+            f"evaluating on {info['dataset']}"
+        )
+    stem = rd.checkpoint(checkpoint)
+    model, meta = load_model_checkpoint(stem)
+    suite = config.get("suite") or {}
+    return EvalTarget(
+        name=run["name"],
+        model=model,
+        test=test,
+        data_info=info,
+        identity={
+            "run": run["name"],
+            "pretext": run["pretext"],
+            "scenario": run["scenario"],
+            "model": protocol["model"],
+            "checkpoint": checkpoint,
+            "epochs_to_best": int(meta["epoch"]),
+            "train_suite": suite.get("path", ""),
+            "train_suite_sha256": suite.get("sha256", ""),
+            "run_dir": str(rd.path),
+        },
+        model_hash=_sha256(checkpoint_paths(stem)[0]),
+        flag_dir=rd.path / "eval",
+        batch_size=int(protocol["eval_batch_size"]),
+        notes=notes,
+    )
+
+
+def _test_hash_differs(config: dict[str, Any], info: dict[str, Any]) -> bool:
+    trained_on = config.get("data", {}).get("dataset")
+    return trained_on is not None and trained_on != info["dataset"]
+
+
+class SoftmaxEnsemble(nn.Module):
+    """Averages its members' softmax outputs; returns the log of that average as logits.
+
+    log(mean softmax) is a valid logit vector (its softmax is the mean itself), so attacks that
+    maximise cross-entropy attack the ensemble's averaged prediction as a whole, with gradients
+    through every member (the paper's Table 6 ensembles).
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ConfigError("an ensemble needs at least two members")
+        self.members = nn.ModuleList(members)
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        probs = [torch.softmax(m(x).float(), dim=1) for m in self.members]
+        return torch.stack(probs).mean(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.probabilities(x).clamp_min(1e-12).log()
+
+
+def ensemble_target(
+    run_paths: list[Path],
+    *,
+    name: str | None = None,
+    checkpoint: str = "best_ta",
+    data_dir: str | Path | None = None,
+    n: int | None = None,
+    state_root: Path,
+) -> EvalTarget:
+    """The softmax-average of several runs, evaluated (and attacked) as one model."""
+    members = [run_target(p, checkpoint=checkpoint, data_dir=data_dir, n=n) for p in run_paths]
+    hashes = {m.data_info["content_hash"] for m in members}
+    if len(hashes) > 1:
+        raise RobenchError("ensemble members were evaluated on different test data")
+    names = [m.name for m in members]
+    name = name or "ensemble(" + "+".join(names) + ")"
+    first = members[0]
+    model_hash = hashlib.sha256("".join(m.model_hash for m in members).encode()).hexdigest()
+    return EvalTarget(
+        name=name,
+        model=SoftmaxEnsemble([m.model for m in members]),
+        test=first.test,
+        data_info=first.data_info,
+        identity={
+            "run": name,
+            "pretext": "+".join(str(m.identity["pretext"]) for m in members),
+            "scenario": "+".join(str(m.identity["scenario"]) for m in members),
+            "model": "+".join(str(m.identity["model"]) for m in members),
+            "checkpoint": checkpoint,
+            "epochs_to_best": None,
+            "train_suite": first.identity["train_suite"],
+            "train_suite_sha256": first.identity["train_suite_sha256"],
+            "run_dir": ";".join(m.identity["run_dir"] for m in members),
+        },
+        model_hash=model_hash,
+        flag_dir=state_root / "ensembles" / f"{_slug(name)}-{model_hash[:12]}",
+        batch_size=min(m.batch_size for m in members),
+        notes=[note for m in members for note in m.notes],
+    )
+
+
+def external_target(
+    spec: str,
+    weights: Path,
+    *,
+    data: str = "cifar10",
+    data_dir: str | Path | None = None,
+    n: int | None = None,
+    name: str | None = None,
+    state_root: Path,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> EvalTarget:
+    """A model built by FACTORY in FILE.py, with a state dict from `weights`."""
+    factory, file = _import_factory(spec)
+    try:
+        model = factory()
+    except Exception as exc:  # the user's code: report it in one line, whatever it raised
+        raise ConfigError(
+            f"{spec}: calling the factory failed ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+    load_state_dict_file(model, weights)
+    test, info = load_test(data, data_dir, n=n)
+    model_hash = hashlib.sha256((_sha256(file) + _sha256(weights)).encode()).hexdigest()
+    name = name or weights.stem
+    return EvalTarget(
+        name=name,
+        model=model,
+        test=test,
+        data_info=info,
+        identity={
+            "run": name,
+            "pretext": "external",
+            "scenario": "external",
+            "model": f"{file.name}:{spec.rpartition(':')[2]}",
+            "checkpoint": weights.name,
+            "epochs_to_best": None,
+            "train_suite": "",
+            "train_suite_sha256": "",
+            "run_dir": str(weights),
+        },
+        model_hash=model_hash,
+        flag_dir=state_root / "external" / f"{_slug(name)}-{model_hash[:12]}",
+        batch_size=batch_size,
+    )
+
+
+def _import_factory(spec: str) -> tuple[Any, Path]:
+    path_text, sep, attr = spec.rpartition(":")
+    if not sep or not path_text or not attr:
+        raise ConfigError(f"--model {spec!r} must look like FILE.py:FACTORY")
+    path = Path(path_text)
+    if not path.is_file():
+        raise ConfigError(f"--model: {path} does not exist")
+    module_name = f"robench_user_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ConfigError(f"--model: cannot import {path} (not a Python file?)")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ConfigError(
+            f"--model: importing {path} failed ({type(exc).__name__}: {exc})"
+        ) from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"--model: {path} has no callable {attr!r}")
+    return factory, path
+
+
+def load_state_dict_file(model: nn.Module, weights: Path) -> None:
+    """A plain state dict, or one under `state_dict` / `model`; never unpickles code."""
+    if not weights.is_file():
+        raise CheckpointError(f"--weights {weights} does not exist")
+    if weights.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            payload: Any = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(f"{weights}: corrupt safetensors file ({exc})") from None
+    else:
+        try:
+            payload = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle.UnpicklingError, EOFError, RuntimeError, ...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise CheckpointError(
+                f"{weights}: refused or unreadable ({type(exc).__name__}: {first[:160]}); "
+                "robench loads weights with weights_only=True and never runs pickled code"
+            ) from None
+    if isinstance(payload, dict):
+        for key in ("state_dict", "model"):
+            if key in payload and isinstance(payload[key], dict):
+                payload = payload[key]
+                break
+    if not isinstance(payload, dict) or not all(
+        isinstance(v, torch.Tensor) for v in payload.values()
+    ):
+        raise CheckpointError(f"{weights} holds no state dict of tensors")
+    payload = {k.removeprefix("module."): v for k, v in payload.items()}  # DataParallel saves
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(payload))
+    unexpected = sorted(set(payload) - set(expected))
+    shapes = [k for k in expected if k in payload and payload[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{weights} does not fit the model: {len(missing)} missing (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(shapes)} with other shapes (e.g. {shapes[:3]})"
+        )
+    model.load_state_dict(payload, strict=True)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]
