@@ -12,16 +12,15 @@ import json
 import multiprocessing
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_cli import _assert_one_line_error, run_cli
 from test_leaderboard import _row
 
 from robench.atomic import atomic_write, write_text_atomic
-from robench.cli import main
 from robench.data import load_source
 from robench.errors import CheckpointError, DataError
 from robench.eval.targets import load_state_dict_file
@@ -48,21 +47,6 @@ steps = 1
 [runs.P1F4]
 finetune = "F4"
 """
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["robench", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def _one_line_error(code: int, err: str, needle: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert needle in err, err
-    assert len(err.strip().splitlines()) == 1, err
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +109,7 @@ def test_disk_full_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint
     out = tmp_path / "out"
     args = ["train", str(suite), "--out", str(out), "--data-dir", str(folder), "--device", "cpu"]
     code, _, err = run_cli(monkeypatch, capsys, *args)
-    _one_line_error(code, err, "no space left")
+    _assert_one_line_error(code, err, "no space left")
     tensors, meta = ckpt.load_checkpoint(RunDir(out / "P1F4").checkpoint("last"))
     assert meta["epoch"] == 1 and tensors
     monkeypatch.setattr(ckpt, "save_file", real_save)  # space freed: the run resumes
@@ -180,7 +164,7 @@ def test_malicious_pickle_is_refused_and_never_runs(monkeypatch, capsys, tmp_pat
         monkeypatch, capsys, "eval", "--model", f"{factory}:build", "--weights", str(evil),
         "--leaderboard-dir", str(tmp_path / "boards"),
     )  # fmt: skip
-    _one_line_error(code, err, "never runs pickled code")
+    _assert_one_line_error(code, err, "never runs pickled code")
     assert not marker.exists()
 
 
@@ -220,7 +204,7 @@ def test_empty_data_directory_is_one_line(monkeypatch, capsys, tmp_path):
         monkeypatch, capsys, "eval", "--model", "x.py:f", "--weights", "w.pt",
         "--data-dir", str(tmp_path / "empty"),
     )  # fmt: skip
-    _one_line_error(code, err, "x.py does not exist")
+    _assert_one_line_error(code, err, "x.py does not exist")
     suite = tmp_path / "suite.toml"
     suite.write_text(SUITE)
     code, _, err = run_cli(
@@ -243,7 +227,7 @@ def test_finetuning_from_another_architecture_is_refused(monkeypatch, capsys, tm
         monkeypatch, capsys, "train", str(suite), "--out", str(tmp_path / "o"),
         "--only", "rot", "--data-dir", str(folder), "--device", "cpu",
     )  # fmt: skip
-    _one_line_error(code, err, "trunk")
+    _assert_one_line_error(code, err, "trunk")
 
 
 def test_weights_for_another_model_are_refused(tmp_path):
@@ -267,7 +251,7 @@ def test_out_of_range_override_is_one_line(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(
         monkeypatch, capsys, "eval", str(tmp_path), "--eps", "300/255",
     )  # fmt: skip
-    _one_line_error(code, err, "outside [0, 1]")
+    _assert_one_line_error(code, err, "outside [0, 1]")
 
 
 def test_image_folder_with_an_unreadable_file(tmp_path):

@@ -110,11 +110,8 @@ def pretrain_run(
     if resumed is not None:
         console.print(f"{spec.name}: resuming after epoch {start_epoch}")
     truncate_metrics(rd.metrics, start_epoch)
-    partial = rd.resume_partial(trained, optimizer, start_epoch)
-    resume_from = None
-    if partial is not None:
-        tensors, partial_meta = partial
-        resume_from = EpochProgress.restore(tensors, partial_meta["progress"], runtime.device)
+    resume_from = rd.resume_partial(trained, optimizer, start_epoch, runtime.device)
+    if resume_from is not None:
         console.print(
             f"{spec.name}: resuming epoch {start_epoch + 1} after step {resume_from.step}"
         )

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from robench.config import Suite
+    from robench.train.loop import EpochProgress
 
 CHECKPOINT_KINDS = ("best_ta", "best_ra", "last")
 
@@ -84,14 +85,20 @@ class RunDir:
         return meta
 
     def resume_partial(
-        self, module: nn.Module, optimizer: torch.optim.Optimizer, completed_epochs: int
-    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        completed_epochs: int,
+        device: torch.device,
+    ) -> EpochProgress | None:
         """Load a mid-epoch checkpoint of epoch `completed_epochs + 1`, if there is one.
 
-        Returns its tensors (for the epoch's running sums) and metadata. A partial checkpoint
-        of another epoch is stale (the epoch finished after it was written) and is ignored.
+        Returns the epoch's progress (step and running sums) to continue from. A partial
+        checkpoint of another epoch is stale (the epoch finished after it was written) and is
+        ignored.
         """
         from robench.train import checkpoint as ckpt
+        from robench.train.loop import EpochProgress
 
         stem = self.partial_checkpoint
         if not ckpt.checkpoint_paths(stem)[0].is_file():
@@ -101,7 +108,7 @@ class RunDir:
             return None
         ckpt.load_model_tensors(module, tensors, str(stem))
         ckpt.load_optimizer_tensors(optimizer, module, tensors)
-        return tensors, meta
+        return EpochProgress.restore(tensors, meta["progress"], device)
 
     def drop_partial(self) -> None:
         from robench.train import checkpoint as ckpt

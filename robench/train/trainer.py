@@ -107,11 +107,8 @@ def train_run(
         best, start_epoch = BestSoFar(**resumed["best"]), int(resumed["epoch"])
         console.print(f"{run.name}: resuming after epoch {start_epoch}")
     truncate_metrics(rd.metrics, start_epoch)
-    partial = rd.resume_partial(model, optimizer, start_epoch)
-    resume_from = None
-    if partial is not None:
-        tensors, partial_meta = partial
-        resume_from = EpochProgress.restore(tensors, partial_meta["progress"], runtime.device)
+    resume_from = rd.resume_partial(model, optimizer, start_epoch, runtime.device)
+    if resume_from is not None:
         console.print(f"{run.name}: resuming epoch {start_epoch + 1} after step {resume_from.step}")
 
     trainer = _EpochTrainer(run, model, optimizer, splits, runtime, console)
