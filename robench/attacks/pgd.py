@@ -7,6 +7,9 @@ does not depend on the batch size, and computed in float32 even under autocast.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +19,11 @@ from robench.attacks.registry import ATTACKS
 from robench.errors import ConfigError
 
 _TINY = 1e-12
+
+# (model outputs, targets) -> a scalar the attack ascends. The default is the summed
+# cross-entropy; training objectives with several terms (the rotation-auxiliary baseline)
+# attack their own loss.
+Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class PGD(Attack):
@@ -46,6 +54,18 @@ class PGD(Attack):
         self.steps = steps
         self.random_start = random_start
         self.restarts = restarts
+        self.objective: Objective | None = None
+
+    def with_objective(self, objective: Objective) -> PGD:
+        """This attack, ascending `objective` instead of the cross-entropy of the outputs.
+
+        With a custom objective "fooled" has no generic meaning, so there is one restart.
+        """
+        if self.restarts != 1:
+            raise ConfigError("PGD with a custom objective runs one restart")
+        attack = copy.copy(self)
+        attack.objective = objective
+        return attack
 
     def _perturb(
         self,
@@ -81,7 +101,10 @@ class PGD(Attack):
             x_adv = x_adv.detach().requires_grad_(True)
             with self._autocast(x):
                 logits = model(x_adv)
-            loss = F.cross_entropy(logits.float(), y, reduction="sum")
+            if self.objective is None:
+                loss = F.cross_entropy(logits.float(), y, reduction="sum")
+            else:
+                loss = self.objective(logits, y)
             (grad,) = torch.autograd.grad(loss, x_adv)
             x_adv = self._project(x, x_adv.detach() + self.step_size * self._direction(grad))
         return x_adv.detach()

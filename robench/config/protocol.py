@@ -12,6 +12,9 @@ from typing import Any
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError
 
+# Protocol.auxiliary: heads trained jointly with the classifier (None: no auxiliary head).
+AUXILIARY_TASKS = (None, "rotation")
+
 
 @dataclass(frozen=True)
 class AttackConfig:
@@ -70,6 +73,10 @@ class Protocol:
     eval_batch_size: int = 500
     train_attack: AttackConfig = field(default_factory=AttackConfig)
     val_attack: AttackConfig = field(default_factory=lambda: AttackConfig(steps=20))
+    # Hendrycks et al. (2019), the one-shot baseline of Figure 3: a rotation head trained with
+    # the classifier, loss CE(class) + auxiliary_weight * CE(rotation), attacked jointly.
+    auxiliary: str | None = None
+    auxiliary_weight: float = 0.5
     # CUDA fast path (ignored on CPU): bf16 autocast, channels_last, torch.compile.
     amp: bool = True
     channels_last: bool = True
@@ -92,6 +99,12 @@ class Protocol:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError("need lr > 0, weight_decay >= 0 and 0 <= momentum < 1")
+        if self.auxiliary not in AUXILIARY_TASKS:
+            raise ConfigError(
+                f"auxiliary {self.auxiliary!r}: the only auxiliary task is 'rotation'"
+            )
+        if self.auxiliary_weight < 0:
+            raise ConfigError(f"auxiliary_weight must be >= 0, got {self.auxiliary_weight}")
         if any(not 0 < m <= 1 for m in self.lr_milestones):
             raise ConfigError(f"lr_milestones are fractions in (0, 1]: {self.lr_milestones}")
 

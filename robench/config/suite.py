@@ -12,6 +12,8 @@
     pretrain = "adv:rotation"  # none | std:<task> | adv:<task>
     finetune = "F4"            # F1..F4 (paper Table 2)
     epochs = 20                # per-run override of a protocol key
+    [tables.table5]            # optional: which run is which row of Tables 5-8 / Figure 3
+    ap_dpe = "ensemble-dpe-P3F4"   # (robench/config/tables.py)
 
 A run with pretrain = "<mode>:<task>" starts from the pretraining run named by its
 `pretraining` key, by default "<mode>-<task>", declared or implied by [pretrain_protocol].
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from robench.config.protocol import PretrainProtocol, Protocol
+from robench.config.tables import TableSpec, parse_tables
 from robench.config.typed import build, merge
 from robench.errors import ConfigError
 
@@ -117,6 +120,7 @@ class Suite:
     sha256: str
     protocol: Protocol
     runs: dict[str, RunSpec]
+    tables: dict[str, TableSpec] = dataclasses.field(default_factory=dict)
 
     def select(self, only: list[str] | None) -> list[RunSpec]:
         if not only:
@@ -159,11 +163,11 @@ def load_suite(name_or_path: str | Path) -> Suite:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     where = str(path)
-    tables = {"suite", "protocol", "pretrain_protocol", "pretraining", "runs"}
-    unknown = sorted(set(doc) - tables)
+    sections = {"suite", "protocol", "pretrain_protocol", "pretraining", "runs", "tables"}
+    unknown = sorted(set(doc) - sections)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown top-level table {unknown[0]!r} ({', '.join(sorted(tables))})"
+            f"{where}: unknown top-level table {unknown[0]!r} ({', '.join(sorted(sections))})"
         )
     meta = doc.get("suite", {})
     bad_meta = sorted(set(meta) - {"name", "description"})
@@ -188,6 +192,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         sha256=hashlib.sha256(raw).hexdigest(),
         protocol=protocol,
         runs=runs,
+        tables=parse_tables(doc.get("tables", {}), set(runs), where),
     )
 
 
@@ -227,6 +232,10 @@ def _build_run(
         if pretraining_name is not None:
             raise ConfigError(f"{at}.pretraining: names a pretraining run but pretrain = 'none'")
         return RunSpec(name, "none", finetune, run_protocol)
+    if run_protocol.auxiliary is not None:
+        raise ConfigError(
+            f"{at}.auxiliary: the one-shot baseline trains end to end (pretrain = 'none')"
+        )
     mode, task = _parse_pretrain(pretrain, at)
     spec = _pretraining(
         pretraining_name or f"{mode}-{task}", mode, task, pretrain_base, declared, protocol, where

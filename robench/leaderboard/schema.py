@@ -267,8 +267,101 @@ TABLE3 = BoardSchema(
     percent=("ta", "ra"),
 )
 
+
+def _paper_table(name: str, row_doc: str, *extra: Column) -> BoardSchema:
+    """Tables 5-8: one row per paper row (the suite's `[tables.<name>]`), ours beside theirs."""
+    return BoardSchema(
+        name=name,
+        columns=(
+            Column("row", "string", row_doc),
+            Column("run", "string", "the run (Table 6: the ensemble) behind the row"),
+            *extra,
+            RUN[1],
+            RUN[2],
+            Column(
+                "pretrain_images",
+                "Int64",
+                "images the run's pretraining saw (empty: no pretraining or an ensemble)",
+            ),
+            Column("ta", "float64", "clean test accuracy, %"),
+            Column("ra", "float64", "PGD-20 robust accuracy, %"),
+            Column(
+                "epochs_to_best", "Int64", "epoch of the selected (best validation TA) checkpoint"
+            ),
+            Column("ta_paper", "float64", "the paper's TA for the row (ResNet-50v2, CIFAR-10)"),
+            Column("ra_paper", "float64", "the paper's RA for the row"),
+            Column("epochs_paper", "Int64", "the paper's epochs for the row"),
+            Column("ta_diff", "float64", "ta - ta_paper"),
+            Column("ra_diff", "float64", "ra - ra_paper"),
+            Column("epochs_diff", "Float64", "epochs_to_best - epochs_paper"),
+            RUN[3],
+            *PROVENANCE,
+        ),
+        key=("row", "run"),
+        metrics=("ta", "ra", "epochs_to_best"),
+        percent=("ta", "ra"),
+    )
+
+
+TABLE5 = _paper_table(
+    "table5",
+    "Table 5 row: selfie/rotation/jigsaw_pretraining (single task), ap_se (lambda = 0), "
+    "ap_dpe (lambda > 0)",
+)
+TABLE6 = _paper_table(
+    "table6",
+    "Table 6 row: the fine-tuned (P3, F4) runs averaged, e.g. jigsaw+rotation",
+    Column("members", "string", "the ensemble's member runs, joined by +"),
+)
+TABLE7 = _paper_table(
+    "table7",
+    "Table 7 row: pretraining set size and scenario; the paper's numbers where the name "
+    "matches its row (cifar30k_P3F2, cifar50k_P3F4, ...)",
+)
+TABLE8 = _paper_table(
+    "table8",
+    "Table 8 row: randsmooth_<pretext>_<F2|F4> (random-smoothing pretraining)",
+)
+
+FIGURE3 = BoardSchema(
+    name="figure3",
+    columns=(
+        Column("row", "string", "baseline (Hendrycks et al. one-shot AT + rotation head) or ours"),
+        Column("run", "string", "the run behind the row"),
+        RUN[1],
+        RUN[2],
+        Column("ta", "float64", "clean test accuracy, % (PGD-20 evaluation)"),
+        Column("ra", "float64", "PGD-20 robust accuracy, %"),
+        *(
+            Column(c, "float64", f"accuracy under the unforeseen attack {c}, %")
+            for c in UNFORESEEN_COLUMNS
+        ),
+        Column("unforeseen_mean", "float64", "mean of the 12 unforeseen-attack accuracies, %"),
+        Column("unforeseen_worst", "float64", "per-example worst case over the 12 attacks, %"),
+        Column("unforeseen_n", "Int64", "test images of the unforeseen attacks"),
+        Column("unforeseen_overrides", "string", "unforeseen settings overridden, e.g. steps=20"),
+        RUN[3],
+        *PROVENANCE,
+    ),
+    key=("row", "run"),
+    metrics=("ta", "ra", "unforeseen_mean"),
+    percent=("ta", "ra", *UNFORESEEN_COLUMNS, "unforeseen_mean", "unforeseen_worst"),
+)
+
+PAPER_TABLES = (TABLE5, TABLE6, TABLE7, TABLE8)
+
 SCHEMAS: dict[str, BoardSchema] = {
-    s.name: s for s in (PGD20, TABLE3, AUTOATTACK, UNFORESEEN, CORRUPTIONS, CORRUPTIONS_LONG)
+    s.name: s
+    for s in (
+        PGD20,
+        TABLE3,
+        AUTOATTACK,
+        UNFORESEEN,
+        CORRUPTIONS,
+        CORRUPTIONS_LONG,
+        *PAPER_TABLES,
+        FIGURE3,
+    )
 }
 
 

@@ -40,9 +40,13 @@ class ClassifierHead(nn.Module):
         self.bn = nn.BatchNorm2d(channels)
         self.fc = nn.Linear(channels, num_classes)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def pooled(self, features: torch.Tensor) -> torch.Tensor:
+        """The penultimate vector the linear layer reads (what auxiliary heads share)."""
         out = torch.relu(self.bn(self.stage4(features)))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pooled(features))
 
 
 class Classifier(nn.Module):

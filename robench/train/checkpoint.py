@@ -154,5 +154,9 @@ def load_model_checkpoint(stem: Path) -> tuple[nn.Module, dict[str, Any]]:
             f"{stem}: architecture {arch!r} is not a robench model ({', '.join(MODELS.names())})"
         )
     model = create(arch, num_classes=int(meta.get("num_classes", 10)))
+    if meta.get("auxiliary") == "rotation":  # the Figure 3 baseline's head, unused by forward
+        from robench.train.rotation_aux import attach_rotation_head
+
+        attach_rotation_head(model)
     load_model_tensors(model, tensors, str(checkpoint_paths(stem)[0]))
     return model, meta

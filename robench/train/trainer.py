@@ -32,6 +32,7 @@ from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
 from robench.train.loop import DivergenceError, EpochProgress, StepOutput, run_epoch
 from robench.train.metrics_log import append_metrics, read_metrics, truncate_metrics
+from robench.train.rotation_aux import RotationAuxiliaryObjective, attach_rotation_head
 from robench.train.run_dir import RunDir, suite_provenance
 from robench.train.schedule import lr_at_epoch, make_optimizer, set_lr
 from robench.train.transfer import file_sha256, freeze, load_trunk
@@ -84,6 +85,8 @@ def train_run(
     )
     torch.manual_seed(p.seed)
     model = create(p.model, num_classes=len(splits.train.classes))
+    if p.auxiliary == "rotation":
+        attach_rotation_head(model)
     inherited = _inherit_trunk(run, model, out_dir)
     if run.frozen_trunk:
         freeze(model.trunk)
@@ -197,6 +200,11 @@ class _EpochTrainer:
         self.val_ra = splits.val.first(min(p.val_ra_subset or len(splits.val), len(splits.val)))
         self.train_attack = pgd_from_config(p.train_attack, runtime) if run.adversarial else None
         self.val_attack = pgd_from_config(p.val_attack, runtime)
+        self.rotation_aux = (
+            RotationAuxiliaryObjective(model, self.train_attack, p.auxiliary_weight, runtime)
+            if p.auxiliary == "rotation"
+            else None
+        )
 
     def run_epoch(
         self,
@@ -214,11 +222,14 @@ class _EpochTrainer:
             self.model.trunk.eval()  # frozen BatchNorm statistics: the trunk stays bit-identical
 
         def step(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> StepOutput:
-            if self.train_attack is not None:
-                x = self.train_attack.perturb(self.forward, x, y, generator)
-            with self.runtime.autocast():
-                logits = self.forward(x)
-            loss = F.cross_entropy(logits.float(), y)
+            if self.rotation_aux is not None:
+                loss, logits = self.rotation_aux.loss(x, y, generator)
+            else:
+                if self.train_attack is not None:
+                    x = self.train_attack.perturb(self.forward, x, y, generator)
+                with self.runtime.autocast():
+                    logits = self.forward(x)
+                loss = F.cross_entropy(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -328,6 +339,7 @@ def _checkpoint_meta(run: RunSpec, config: dict, epoch: int, record: dict) -> di
         "val_ra": record["val_ra"],
         "dataset": config["data"]["dataset"],
         "attack_bn_mode": run.protocol.train_attack.bn_mode,
+        "auxiliary": run.protocol.auxiliary,
     }
 
 
