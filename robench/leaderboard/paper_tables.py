@@ -16,6 +16,7 @@ import pandas as pd
 from rich.table import Table
 
 from robench.config.tables import TableSpec
+from robench.leaderboard.render import integer, number
 from robench.leaderboard.schema import FIGURE3, SCHEMAS, UNFORESEEN_COLUMNS, BoardSchema
 
 TITLES = {
@@ -125,14 +126,14 @@ def paper_table_rich(table: pd.DataFrame, name: str, title: str) -> Table:
         out.add_row(
             str(row["row"]),
             str(row["run"]),
-            _num(row["ta"]),
-            _num(row["ra"]),
-            _int(row["epochs_to_best"]),
-            _num(row["ta_paper"]),
-            _num(row["ra_paper"]),
-            _int(row["epochs_paper"]),
-            _num(row["ta_diff"], signed=True),
-            _num(row["ra_diff"], signed=True),
+            number(row["ta"]),
+            number(row["ra"]),
+            integer(row["epochs_to_best"]),
+            number(row["ta_paper"]),
+            number(row["ra_paper"]),
+            integer(row["epochs_paper"]),
+            number(row["ta_diff"], signed=True),
+            number(row["ra_diff"], signed=True),
         )
     out.caption = _caption(table)
     return out
@@ -149,10 +150,10 @@ def figure3_rich(table: pd.DataFrame, title: str) -> Table:
     if len(order) == 2:
         out.add_column("ours - baseline", justify="right")
     for metric in ("ta", "ra", *UNFORESEEN_COLUMNS, "unforeseen_mean", "unforeseen_worst"):
-        cells = [_num(rows[name][metric]) for name in order]
+        cells = [number(rows[name][metric]) for name in order]
         if len(order) == 2:
             diff = rows["ours"][metric] - rows["baseline"][metric]
-            cells.append(_num(diff, signed=True))
+            cells.append(number(diff, signed=True))
         out.add_row(metric, *cells)
     out.caption = (
         _caption(table) + "; paper: ours +1.97 TA, -0.74 RA, +1.03 to +6.53 on every unforeseen "
@@ -170,13 +171,3 @@ def _caption(table: pd.DataFrame) -> str:
         f"n={first['n_eval']}, {first['dataset']}, {first['device']}; paper: ResNet-50v2, "
         "PGD-20, CIFAR-10, n=10000"
     )
-
-
-def _num(value: object, signed: bool = False) -> str:
-    if value is None or pd.isna(value):
-        return "-"
-    return f"{float(value):+.2f}" if signed else f"{float(value):.2f}"
-
-
-def _int(value: object) -> str:
-    return "-" if value is None or pd.isna(value) else str(int(value))

@@ -78,6 +78,17 @@ def _uniform(series: pd.Series) -> bool:
     return len(series) > 0 and series.astype(str).nunique(dropna=False) == 1
 
 
+def number(value: object, signed: bool = False) -> str:
+    """A percentage or difference for a table cell; '-' where there is none."""
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{float(value):+.2f}" if signed else f"{float(value):.2f}"
+
+
+def integer(value: object) -> str:
+    return "-" if value is None or pd.isna(value) else str(int(value))
+
+
 def _cell(value: object, column: str) -> str:
     if value is pd.NA or value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"

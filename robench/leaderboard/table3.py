@@ -13,6 +13,7 @@ from importlib import resources
 import pandas as pd
 from rich.table import Table
 
+from robench.leaderboard.render import integer, number
 from robench.leaderboard.schema import TABLE3
 
 PAPER_PRETEXTS = ("selfie", "rotation", "jigsaw")
@@ -66,14 +67,14 @@ def table3_rich(table: pd.DataFrame, title: str) -> Table:
         out.add_row(
             row["pretext"],
             row["scenario"],
-            _num(row["ta"]),
-            _num(row["ra"]),
-            _int(row["epochs_to_best"]),
-            _num(row["ta_paper"]),
-            _num(row["ra_paper"]),
-            _int(row["epochs_paper"]),
-            _num(row["ta_diff"], signed=True),
-            _num(row["ra_diff"], signed=True),
+            number(row["ta"]),
+            number(row["ra"]),
+            integer(row["epochs_to_best"]),
+            number(row["ta_paper"]),
+            number(row["ra_paper"]),
+            integer(row["epochs_paper"]),
+            number(row["ta_diff"], signed=True),
+            number(row["ra_diff"], signed=True),
         )
     if len(table):
         first = table.iloc[0]
@@ -83,13 +84,3 @@ def table3_rich(table: pd.DataFrame, title: str) -> Table:
             f"{first['device']}; paper: ResNet-50v2, PGD-20, CIFAR-10, n=10000"
         )
     return out
-
-
-def _num(value: object, signed: bool = False) -> str:
-    if value is None or pd.isna(value):
-        return "-"
-    return f"{float(value):+.2f}" if signed else f"{float(value):.2f}"
-
-
-def _int(value: object) -> str:
-    return "-" if value is None or pd.isna(value) else str(int(value))
