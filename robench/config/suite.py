@@ -108,7 +108,7 @@ class RunSpec:
             "finetune": self.finetune,
             "pretext": self.pretext,
             "scenario": self.scenario,
-            "protocol": dataclasses.asdict(self.protocol),
+            "protocol": _run_protocol_dict(self.protocol),
         }
 
 
@@ -139,6 +139,19 @@ class Suite:
             if run.pretraining is not None:
                 seen.setdefault(run.pretraining.name, run.pretraining)
         return list(seen.values())
+
+
+# Protocol keys that only mean something for the Figure 3 baseline: left out of other runs'
+# recorded config, so run directories made before they existed still resume and skip.
+AUXILIARY_KEYS = ("auxiliary", "auxiliary_weight")
+
+
+def _run_protocol_dict(protocol: Protocol) -> dict[str, Any]:
+    recorded = dataclasses.asdict(protocol)
+    if protocol.auxiliary is None:
+        for key in AUXILIARY_KEYS:
+            recorded.pop(key)
+    return recorded
 
 
 def resolve_suite_path(name_or_path: str | Path) -> Path:
