@@ -342,15 +342,23 @@ class Interrupted(Exception):
 
 
 def test_ensemble_pretraining_resumes_mid_epoch_exactly(folder, tmp_path, monkeypatch):
-    text = SUITE.replace(
-        "batch_size = 32\ntrain_subset = 64\nval_subset",
-        "batch_size = 16\ntrain_subset = 48\nval_subset",
-    ).replace("diversity = 0.1", "diversity = 1.0")
+    """Killed after its first mid-epoch checkpoint, rerun: the same weights as never killed.
+
+    Rotation + Selfie (dropout: the global stream must be reseeded per step), PGD-1, 3 steps.
+    """
+    text = (
+        SUITE.replace(
+            "batch_size = 32\ntrain_subset = 64\nval_subset",
+            "batch_size = 16\ntrain_subset = 48\nval_subset",
+        )
+        .replace("diversity = 0.1", 'diversity = 1.0\nensemble_tasks = ["rotation", "selfie"]')
+        .replace("steps = 2\n[pretrain_protocol.task", "steps = 1\n[pretrain_protocol.task")
+    )
     path = tmp_path / "suite.toml"
     path.write_text(text)
     suite = load_suite(path)
     (spec,) = suite.pretrainings(list(suite.runs.values()))
-    assert spec.protocol.batch_size == 16
+    assert (spec.protocol.batch_size, spec.protocol.attack.steps) == (16, 1)
     kwargs = dict(
         runtime=Runtime.select("cpu"),
         console=Console(quiet=True),
