@@ -32,7 +32,7 @@ composed of ordinary differentiable ops.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -132,7 +132,9 @@ class EnsembleStep:
         for (name, task), leaf in zip(self.ensemble.members(), leaves, strict=True):
             batch = batches[name]
             inputs = batch.inputs if adversarial else task.pose(leaf, batch)
-            with self._forward():
+            # adversarial: g is taken at the adversarial points, the clean pass needs no
+            # double backprop (nor the slower attention kernel)
+            with self.autocast() if adversarial else self._forward():
                 logits = task.logits(self.backbone, inputs, batch)
             clean.append(task.example_losses(logits, batch.targets))
             correct = correct + (logits.argmax(1) == batch.targets).sum()
@@ -182,7 +184,10 @@ class EnsembleStep:
 
     @torch.no_grad()
     def validate(
-        self, batches: Any, generator: torch.Generator, num_examples: int
+        self,
+        batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        generator: torch.Generator,
+        num_examples: int,
     ) -> dict[str, Any]:
         """Clean pretext loss and accuracy per task, and over all tasks, on held-out images."""
         self.modules.eval()
