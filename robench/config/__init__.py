@@ -2,7 +2,9 @@
 
 from robench.config.protocol import AttackConfig, PretrainProtocol, Protocol
 from robench.config.suite import (
+    ENSEMBLE,
     FINETUNE_SCENARIOS,
+    PRETRAIN_MODES,
     PretrainSpec,
     RunSpec,
     Suite,
@@ -11,7 +13,9 @@ from robench.config.suite import (
 )
 
 __all__ = [
+    "ENSEMBLE",
     "FINETUNE_SCENARIOS",
+    "PRETRAIN_MODES",
     "AttackConfig",
     "PretrainProtocol",
     "PretrainSpec",

@@ -9,7 +9,7 @@
     task = "rotation"
     mode = "adv"
     [runs.rotation-P3F4]
-    pretrain = "adv:rotation"  # none | std:<task> | adv:<task>
+    pretrain = "adv:rotation"  # none | std:<task> | adv:<task> | smooth:<task>
     finetune = "F4"            # F1..F4 (paper Table 2)
     epochs = 20                # per-run override of a protocol key
     [tables.table5]            # optional: which run is which row of Tables 5-8 / Figure 3
@@ -17,6 +17,9 @@
 
 A run with pretrain = "<mode>:<task>" starts from the pretraining run named by its
 `pretraining` key, by default "<mode>-<task>", declared or implied by [pretrain_protocol].
+Modes: std (P2), adv (P3), smooth (PS: Gaussian-noise pretraining, the paper's Table 8).
+The task may be "ensemble": the tasks of `ensemble_tasks` pretrain one shared trunk together
+(paper Sec. 3.3, Table 5), with the diversity regulariser weighted by `diversity`.
 Everything is validated when the file is read, so a typo fails in a second, not after an hour.
 """
 
@@ -47,7 +50,13 @@ FINETUNE_SCENARIOS = {
     "F4": (False, True),
 }
 SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
-PRETRAIN_MODES = {"std": "P2", "adv": "P3"}
+# mode -> the scenario's pretraining half: P2 standard, P3 adversarial, PS random smoothing.
+PRETRAIN_MODES = {"std": "P2", "adv": "P3", "smooth": "PS"}
+ENSEMBLE = "ensemble"  # the pseudo-task: every task of `ensemble_tasks` on one shared trunk
+# PretrainProtocol keys that only mean something for an ensemble / for smoothing: left out of
+# other pretraining runs' recorded config, so run directories made before they existed resume.
+ENSEMBLE_KEYS = ("ensemble_tasks", "diversity", "diversity_ridge")
+SMOOTHING_KEYS = ("smoothing_sigma",)
 RESERVED_RUN_NAMES = {"pretrain"}  # <out>/pretrain/ holds the pretraining runs
 
 
@@ -57,20 +66,33 @@ class PretrainSpec:
 
     name: str
     task: str
-    mode: str  # "std" (P2) or "adv" (P3)
+    mode: str  # "std" (P2), "adv" (P3) or "smooth" (PS)
     protocol: PretrainProtocol
 
     @property
     def adversarial(self) -> bool:
         return self.mode == "adv"
 
+    @property
+    def smoothing(self) -> bool:
+        return self.mode == "smooth"
+
+    @property
+    def ensemble(self) -> bool:
+        return self.task == ENSEMBLE
+
+    @property
+    def scenario(self) -> str:
+        return PRETRAIN_MODES[self.mode]
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "task": self.task,
-            "mode": self.mode,
-            "protocol": dataclasses.asdict(self.protocol),
-        }
+        protocol = dataclasses.asdict(self.protocol)
+        unused = (() if self.ensemble else ENSEMBLE_KEYS) + (
+            () if self.smoothing else SMOOTHING_KEYS
+        )
+        for key in unused:
+            protocol.pop(key)
+        return {"name": self.name, "task": self.task, "mode": self.mode, "protocol": protocol}
 
 
 @dataclass(frozen=True)
@@ -78,7 +100,7 @@ class RunSpec:
     """One fine-tuning (or end-to-end, P1) run."""
 
     name: str
-    pretrain: str  # "none", "std:<task>" or "adv:<task>"
+    pretrain: str  # "none" or "<mode>:<task>", mode std, adv or smooth
     finetune: str
     protocol: Protocol
     pretraining: PretrainSpec | None = None
@@ -270,19 +292,19 @@ def _parse_pretrain(pretrain: Any, at: str) -> tuple[str, str]:
     mode, _, task = str(pretrain).partition(":")
     if mode not in PRETRAIN_MODES or not task:
         raise ConfigError(
-            f"{at}.pretrain: expected 'none', 'std:<task>' or 'adv:<task>', got {pretrain!r}"
+            f"{at}.pretrain: expected 'none', 'std:<task>', 'adv:<task>' or 'smooth:<task>', "
+            f"got {pretrain!r}"
         )
-    _check_task(task, f"{at}.pretrain")
+    _check_task(task, f"{at}.pretrain", allow_ensemble=True)
     return mode, task
 
 
-def _check_task(task: str, at: str) -> None:
+def _check_task(task: str, at: str, *, allow_ensemble: bool = False) -> None:
     from robench.pretext import PRETEXTS  # late import: tasks import models, not config
 
-    if task not in PRETEXTS:
-        raise ConfigError(
-            f"{at}: unknown pretext task {task!r} (valid: {', '.join(PRETEXTS.names())})"
-        )
+    if task not in PRETEXTS and not (allow_ensemble and task == ENSEMBLE):
+        valid = [*PRETEXTS.names(), *([ENSEMBLE] if allow_ensemble else [])]
+        raise ConfigError(f"{at}: unknown pretext task {task!r} (valid: {', '.join(valid)})")
 
 
 def _pretraining(
@@ -302,10 +324,17 @@ def _pretraining(
     declared_task = table.pop("task", None)
     declared_mode = table.pop("mode", None)
     if declared_mode not in PRETRAIN_MODES:
-        raise ConfigError(f"{at}.mode: must be 'std' or 'adv', got {declared_mode!r}")
+        raise ConfigError(
+            f"{at}.mode: must be one of {', '.join(PRETRAIN_MODES)}, got {declared_mode!r}"
+        )
     if not isinstance(declared_task, str):
         raise ConfigError(f"{at}.task: a pretext task name is required")
-    _check_task(declared_task, f"{at}.task")
+    _check_task(declared_task, f"{at}.task", allow_ensemble=True)
+    if declared_task == ENSEMBLE and declared_mode == "smooth":
+        raise ConfigError(
+            f"{at}: random smoothing pretrains one task (the paper's Table 8); "
+            "an ensemble pretrains with mode 'std' or 'adv'"
+        )
     resolved = build(PretrainProtocol, merge(pretrain_base, table), at)
     resolved = dataclasses.replace(
         resolved,
@@ -314,6 +343,11 @@ def _pretraining(
         seed=protocol.seed if resolved.seed is None else resolved.seed,
     )
     _check_task_options(resolved, at)
+    if declared_task == ENSEMBLE and declared_mode == "adv" and resolved.attack.restarts != 1:
+        raise ConfigError(
+            f"{at}.attack.restarts: the ensemble attack runs one restart (PGD-10 with a random "
+            f"start, as the paper), got {resolved.attack.restarts}"
+        )
     return PretrainSpec(name, declared_task, declared_mode, resolved)
 
 

@@ -10,6 +10,11 @@ image (Rotation), the shuffled image (Jigsaw), or the whole image (Selfie). `bin
 batch)` returns a module mapping those inputs to logits in cross-entropy layout (N, C) or
 (N, C, d), so the same PGD that attacks classifiers attacks any pretext task with
 `cross_entropy(logits, batch.targets)`.
+
+`pose(x, batch)` re-applies a batch's transform (its rotations, its shuffles) to other images
+of the same shape. Ensemble pretraining needs it: there every task's perturbation lives in the
+space of the original image, so that the tasks' input gradients can be compared column by
+column (rotation and shuffling are pixel permutations, so the threat model is the same).
 """
 
 from __future__ import annotations
@@ -45,6 +50,13 @@ class PretextTask(nn.Module, ABC):
         """Pose the task on a clean batch x in [0, 1] (already augmented)."""
 
     @abstractmethod
+    def pose(self, x: torch.Tensor, batch: PretextBatch) -> torch.Tensor:
+        """Apply `batch`'s transform to images x shaped like the clean batch; differentiable.
+
+        pose(x, make_batch(x, g)) equals make_batch(x, g).inputs.
+        """
+
+    @abstractmethod
     def logits(
         self, backbone: Classifier, inputs: torch.Tensor, batch: PretextBatch
     ) -> torch.Tensor:
@@ -53,8 +65,17 @@ class PretextTask(nn.Module, ABC):
     @staticmethod
     def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean over examples of the cross-entropy (summed over positions for (N, C, d))."""
+        return PretextTask.example_losses(logits, targets).mean()
+
+    @staticmethod
+    def example_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N,) float32 cross-entropy per example (summed over positions for (N, C, d)).
+
+        Attacks ascend the sum of these, so a step does not depend on the batch size, and the
+        input gradient of example n is that of its own loss (with BatchNorm in eval mode).
+        """
         per_position = F.cross_entropy(logits.float(), targets, reduction="none")
-        return per_position.reshape(len(targets), -1).sum(1).mean()
+        return per_position.reshape(len(targets), -1).sum(1)
 
     def bind(self, backbone: Classifier, batch: PretextBatch) -> nn.Module:
         """A module inputs -> logits for this batch: what an attack needs to perturb inputs."""

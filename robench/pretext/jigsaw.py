@@ -121,6 +121,10 @@ class Jigsaw(PretextTask):
         labels = labels.to(x.device)
         return PretextBatch(inputs=self.shuffle(x, labels), targets=labels)
 
+    def pose(self, x: torch.Tensor, batch: PretextBatch) -> torch.Tensor:
+        """x shuffled by the batch's permutations (its targets are the permutation classes)."""
+        return self.shuffle(x, batch.targets)
+
     def logits(
         self, backbone: Classifier, inputs: torch.Tensor, batch: PretextBatch
     ) -> torch.Tensor:

@@ -57,6 +57,10 @@ class Rotation(PretextTask):
         k = balanced_labels(len(x), NUM_ROTATIONS, generator).to(x.device)
         return PretextBatch(inputs=rotate(x, k), targets=k)
 
+    def pose(self, x: torch.Tensor, batch: PretextBatch) -> torch.Tensor:
+        """x rotated by the batch's rotations (its targets)."""
+        return rotate(x, batch.targets)
+
     def logits(
         self, backbone: Classifier, inputs: torch.Tensor, batch: PretextBatch
     ) -> torch.Tensor:

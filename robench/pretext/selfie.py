@@ -100,6 +100,10 @@ class Selfie(PretextTask):
             extra={"order": order.to(x.device), "candidates": candidates.to(x.device)},
         )
 
+    def pose(self, x: torch.Tensor, batch: PretextBatch) -> torch.Tensor:
+        """The identity: Selfie's input is the whole image; the masking lives in batch.extra."""
+        return x
+
     def embed_patches(self, backbone: Classifier, inputs: torch.Tensor) -> torch.Tensor:
         """(N, 16, C): every patch through the trunk on its own, globally average-pooled."""
         patches = to_tiles(inputs)

@@ -1,10 +1,20 @@
-"""Self-supervised pretraining of the trunk: standard (P2) or adversarial (P3).
+"""Self-supervised pretraining of the trunk: standard (P2), adversarial (P3), smoothed (PS).
 
 P3 crafts PGD examples on the pretext loss (the adversary perturbs the task's own input: the
 rotated image, the shuffled image, or the whole image for Selfie) and minimises
-0.5 * (clean loss + adversarial loss); P2 minimises the clean loss. The learning rate follows
-the paper's cosine schedule. The run directory keeps theta_p (`trunk.*`) and theta_pc
-(`task_head.*`) as separate checkpoints, because fine-tuning inherits only the trunk.
+0.5 * (clean loss + adversarial loss); P2 minimises the clean loss. PS (the paper's Table 8:
+"random smoothing [Cohen et al. 2019] in place of AT ... other protocols remain all
+unchanged") replaces the adversarial input by the task's input plus N(0, sigma^2) noise and
+keeps P3's objective, 0.5 * (clean loss + noisy loss): swapping only the perturbation is what
+"in place of AT, protocols unchanged" asks, and it keeps PS and P3 comparable term by term
+(Cohen et al.'s noise-only training would change the objective too). The noise is not clipped
+to [0, 1], as in Cohen et al.: the smoothed classifier is defined for Gaussian noise exactly.
+No attack is built for P2 or PS.
+
+The task "ensemble" trains several tasks on one trunk (ensemble_pretrain.py). The learning
+rate follows the paper's cosine schedule. The run directory keeps theta_p (`trunk.*`) and
+theta_pc (`task_head.*`: every task's head for an ensemble) as separate checkpoints, because
+fine-tuning inherits only the trunk.
 """
 
 from __future__ import annotations
@@ -18,15 +28,17 @@ from rich.console import Console
 from torch import nn
 
 from robench.atomic import write_json_atomic
-from robench.attacks.factory import pgd_from_config
+from robench.attacks.factory import multi_pgd_from_config, pgd_from_config
 from robench.config import PretrainSpec, Suite
 from robench.data import ArrayDataset, BatchIterator, make_splits
 from robench.data.resize import resize_dataset
 from robench.models import Classifier, create
 from robench.pretext import PretextTask, create_task
+from robench.pretext.ensemble import PretextEnsemble
 from robench.provenance import git_revision, now_iso, versions
 from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
+from robench.train.ensemble_pretrain import EnsembleStep
 from robench.train.loop import EpochProgress, StepOutput, run_epoch
 from robench.train.metrics_log import append_metrics, truncate_metrics
 from robench.train.run_dir import RunDir, suite_provenance
@@ -71,7 +83,11 @@ def pretrain_run(
 
     torch.manual_seed(int(p.seed))
     backbone = create(str(p.model), num_classes=len(splits.train.classes))
-    task = create_task(spec.task, backbone, **p.task_options.get(spec.task, {}))
+    task: PretextTask | PretextEnsemble
+    if spec.ensemble:
+        task = PretextEnsemble(backbone, p.ensemble_tasks, p.task_options)
+    else:
+        task = create_task(spec.task, backbone, **p.task_options.get(spec.task, {}))
     trained = nn.ModuleDict({"trunk": backbone.trunk, "task": task})  # names for checkpoints
     runtime.prepare(backbone)
     runtime.prepare(task)
@@ -165,7 +181,7 @@ class _PretrainEpoch:
         self,
         spec: PretrainSpec,
         backbone: Classifier,
-        task: PretextTask,
+        task: PretextTask | PretextEnsemble,
         optimizer: torch.optim.Optimizer,
         train: ArrayDataset,
         val: ArrayDataset,
@@ -189,7 +205,20 @@ class _PretrainEpoch:
             channels_last=runtime.channels_last,
         )
         self.val_batches = BatchIterator(val, p.batch_size, device=runtime.device)
-        self.attack = pgd_from_config(p.attack, runtime) if spec.adversarial else None
+        self.attack = None
+        self.ensemble_step: EnsembleStep | None = None
+        if isinstance(task, PretextEnsemble):
+            self.ensemble_step = EnsembleStep(
+                backbone,
+                task,
+                optimizer,
+                diversity=p.diversity,
+                ridge=p.diversity_ridge,
+                attack=multi_pgd_from_config(p.attack, runtime) if spec.adversarial else None,
+                autocast=runtime.autocast,
+            )
+        elif spec.adversarial:
+            self.attack = pgd_from_config(p.attack, runtime)
 
     def run(
         self,
@@ -202,12 +231,18 @@ class _PretrainEpoch:
         self.batches.set_epoch(epoch)
 
         def step(x: torch.Tensor, _: torch.Tensor, generator: torch.Generator) -> StepOutput:
+            assert isinstance(self.task, PretextTask)
             batch = self.task.make_batch(x, generator)
             extras: dict[str, torch.Tensor] = {}
             inputs_adv = None
             if self.attack is not None:
                 bound = self.task.bind(self.backbone, batch)
                 inputs_adv = self.attack.perturb(bound, batch.inputs, batch.targets, generator)
+            elif self.spec.smoothing:
+                noise = torch.randn(
+                    batch.inputs.shape, generator=generator, device=batch.inputs.device
+                )
+                inputs_adv = batch.inputs + p.smoothing_sigma * noise
             self.backbone.train()
             self.task.train()
             with self.runtime.autocast():
@@ -217,7 +252,7 @@ class _PretrainEpoch:
                 with self.runtime.autocast():
                     logits_adv = self.task.logits(self.backbone, inputs_adv, batch)
                 loss_adv = self.task.loss(logits_adv, batch.targets)
-                extras["loss_adv"] = loss_adv.detach()
+                extras["loss_noisy" if self.spec.smoothing else "loss_adv"] = loss_adv.detach()
                 loss = 0.5 * (loss + loss_adv)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -227,7 +262,7 @@ class _PretrainEpoch:
 
         stats = run_epoch(
             self.batches,
-            step,
+            step if self.ensemble_step is None else self.ensemble_step,
             name=self.spec.name,
             epoch=epoch,
             epochs=p.epochs,
@@ -244,13 +279,17 @@ class _PretrainEpoch:
             "train_images_per_s": stats.images_per_s,
             "seconds": stats.seconds,
         }
-        if "loss_adv" in stats.extras:
-            record["train_loss_adv"] = stats.extras["loss_adv"]
+        # loss_adv / loss_noisy; for an ensemble also per-task losses and the diversity g
+        record.update({f"train_{key}": value for key, value in sorted(stats.extras.items())})
         record.update(self._validate(epoch))
         return record
 
     def _validate(self, epoch: int) -> dict[str, Any]:
         generator = self.runtime.generator(int(self.spec.protocol.seed))  # same posing each epoch
+        if self.ensemble_step is not None:
+            n = self.val_batches.num_examples
+            return self.ensemble_step.validate(self.val_batches, generator, n)
+        assert isinstance(self.task, PretextTask)
         self.backbone.eval()
         self.task.eval()
         correct = total = 0
@@ -269,21 +308,37 @@ class _PretrainEpoch:
         }
 
 
-def _meta(spec: PretrainSpec, task: PretextTask, config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "architecture": spec.protocol.model,
+def _meta(
+    spec: PretrainSpec, task: PretextTask | PretextEnsemble, config: dict[str, Any]
+) -> dict[str, Any]:
+    p = spec.protocol
+    meta = {
+        "architecture": p.model,
         "pretext": spec.task,
         "mode": spec.mode,
-        "scenario": "P3" if spec.adversarial else "P2",
+        "scenario": spec.scenario,
         "pretraining": spec.name,
         "task_config": task.config(),
         "dataset": config["data"]["dataset"],
-        "attack_bn_mode": spec.protocol.attack.bn_mode,
+        "attack_bn_mode": p.attack.bn_mode,
     }
+    if spec.ensemble:
+        meta.update(
+            ensemble_tasks=list(p.ensemble_tasks),
+            diversity=p.diversity,
+            diversity_ridge=p.diversity_ridge,
+        )
+    if spec.smoothing:
+        meta["smoothing_sigma"] = p.smoothing_sigma
+    return meta
 
 
 def _epoch_line(name: str, r: dict[str, Any]) -> str:
     adv = f"  adv loss {r['train_loss_adv']:.4f}" if "train_loss_adv" in r else ""
+    if "train_loss_noisy" in r:
+        adv += f"  noisy loss {r['train_loss_noisy']:.4f}"
+    if "train_diversity" in r:
+        adv += f"  g {r['train_diversity']:.3f}"
     return (
         f"{name} epoch {r['epoch']:>3}  lr {r['lr']:.4g}  loss {r['train_loss']:.4f}{adv}  "
         f"pretext acc {r['train_pretext_acc']:.1f}  val pretext acc {r['val_pretext_acc']:.1f}  "

@@ -93,6 +93,23 @@ def test_logits_follow_bf16_autocast_and_the_loss_is_float(name):
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
+@pytest.mark.parametrize("name", TASKS)
+def test_pose_reapplies_the_batch_transform_to_other_images(name):
+    """What ensemble pretraining perturbs: x + delta, posed like the clean batch."""
+    _, task = _setup(name)
+    x = _images()
+    batch = task.make_batch(x, torch.Generator().manual_seed(0))
+    assert torch.equal(task.pose(x, batch), batch.inputs)
+    delta = torch.zeros_like(x).requires_grad_(True)
+    other = _images(seed=1)
+    posed = task.pose(other + delta, batch)
+    assert posed.shape == x.shape
+    # a pixel permutation per image (identity for Selfie): the same values, rearranged
+    assert torch.equal(posed.detach().flatten(1).sort(1).values, other.flatten(1).sort(1).values)
+    (grad,) = torch.autograd.grad((posed * torch.arange(posed.numel()).view_as(posed)).sum(), delta)
+    assert torch.equal(grad.flatten().sort().values, torch.arange(grad.numel()).float())
+
+
 def test_training_lowers_the_loss(trained):
     _, _, _, losses = trained
     # Every task ends below 0.1 of its initial loss here; half leaves a wide margin.
