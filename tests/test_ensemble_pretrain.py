@@ -274,7 +274,9 @@ def test_standard_ensemble_takes_g_on_clean_gradients():
     loss, extras, _, _ = step.objective(x, batches, None)
     clean = [float(extras[f"loss_clean_{name}"]) for name in TASKS]
     assert "loss_adv" not in extras
-    assert float(loss) == pytest.approx(sum(clean) / 3 + 0.1 * float(extras["diversity"]), 1e-5)
+    assert float(loss.detach()) == pytest.approx(
+        sum(clean) / 3 + 0.1 * float(extras["diversity"]), 1e-5
+    )
 
 
 # --- runs -------------------------------------------------------------------------------------
