@@ -12,7 +12,7 @@ robench reproduce suites/smoke.toml --out "$out" --device cpu > "$out/reproduce.
   || { cat "$out/reproduce.log"; exit 1; }
 
 status=0
-for board in pgd20 table3; do
+for board in pgd20 table3 table5 table6 table7 table8 figure3; do
   if [ "$mode" = update ]; then
     cp "$out/leaderboards/$board.csv" "leaderboards/ci/$board.csv"
     echo "updated leaderboards/ci/$board.csv"
