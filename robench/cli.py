@@ -447,11 +447,22 @@ def corruptions_preview(
 
 
 def main() -> None:
-    """Entry point: typer handles usage errors (exit 2); robench's own errors become one line."""
+    """Entry point: typer handles usage errors (exit 2); robench's own errors become one line.
+
+    Under torchrun only rank 0 prints (progress, results and errors); the others run quietly
+    and leave the process group at exit.
+    """
+    from robench import distributed
+
+    rank = distributed.env_rank()
+    console.quiet = rank != 0
     try:
         app()
     except RobenchError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        if rank == 0:
+            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    finally:
+        distributed.shutdown()

@@ -2,6 +2,10 @@
 
 CLI -> suite -> trainer/evaluator -> run directories -> leaderboard CSV -> report; this module
 is the arrow chain, the CLI only parses arguments and calls it.
+
+Under torchrun every rank runs this chain: fine-tuning and evaluation are sharded across the
+ranks, while pretraining, the boards, figures, transfer analysis and report are rank 0's
+alone (the others wait at a barrier; what they need next is on disk when they go on).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from rich.console import Console
 
 from robench.atomic import write_text_atomic
 from robench.config import Suite
+from robench.distributed import current
 from robench.eval.runner import EvalOptions, Evaluator
 from robench.eval.targets import EvalTarget, run_target
 from robench.leaderboard import TABLE3, board_table, upsert_rows, write_board
@@ -45,14 +50,17 @@ def train_suite(
     runtime = runtime_for(suite, device)
     runs = suite.select(only)
     for spec in suite.pretrainings(runs):
-        pretrain_run(
-            spec,
-            out / PRETRAIN_FOLDER,
-            runtime=runtime,
-            console=console,
-            suite=suite,
-            data_dir=data_dir,
-            checkpoint_every=checkpoint_every,
+        # Pretraining runs on rank 0 alone (see pretrainer): its trunk is on disk afterwards.
+        current().on_main(
+            lambda spec=spec: pretrain_run(
+                spec,
+                out / PRETRAIN_FOLDER,
+                runtime=runtime,
+                console=console,
+                suite=suite,
+                data_dir=data_dir,
+                checkpoint_every=checkpoint_every,
+            )
         )
     paths = []
     for run in runs:
@@ -107,8 +115,13 @@ def evaluate_targets(
 
     A finished target's rows are on disk before the next target starts, so an interrupted
     evaluation loses nothing finished (and its flags let the unfinished one resume).
-    Returns each board, restricted to the targets evaluated now.
+    Returns each board, restricted to the targets evaluated now (on rank 0; under torchrun
+    the other ranks help compute the flags and return no boards).
     """
+    if not current().is_main:
+        for target in targets:
+            Evaluator(target, runtime, console, options).run(suite_name)
+        return {}
     boards: dict[str, pd.DataFrame] = {}
     names: set[str] = set()
     for target in targets:
@@ -173,7 +186,7 @@ def reproduce(
         data_dir=data_dir,
         checkpoint_every=checkpoint_every,
     )
-    board = evaluate_runs(
+    boards = evaluate_runs(
         run_paths,
         "pgd20",
         boards_dir,
@@ -181,7 +194,27 @@ def reproduce(
         console=console,
         data_dir=data_dir,
         seed=suite.protocol.seed,
-    )["pgd20"]
+    )
+    current().on_main(
+        lambda: _tables_and_report(
+            suite, out, boards["pgd20"], run_paths, only, device, console, data_dir
+        )
+    )
+    return boards_dir
+
+
+def _tables_and_report(
+    suite: Suite,
+    out: Path,
+    board: pd.DataFrame,
+    run_paths: list[Path],
+    only: list[str] | None,
+    device: str,
+    console: Console,
+    data_dir: str | None,
+) -> None:
+    """Table 3, the figures, the transfer analysis and the HTML report of `reproduce`."""
+    runs_dir, boards_dir = out / "runs", out / "leaderboards"
     names = {p.name for p in run_paths}
     ours = board[board["run"].isin(names)]
     table3 = build_table3(ours)
@@ -210,7 +243,6 @@ def reproduce(
     write_text_atomic(report, page)
     listing = "\n".join(f"  {p}" for p in figures)
     console.print(f"figures:\n{listing}\nreport: {report}", soft_wrap=True)
-    return boards_dir
 
 
 def transfer_analysis(

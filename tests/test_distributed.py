@@ -1,0 +1,211 @@
+"""Two processes (torchrun, gloo on the CPU) compute what one process computes.
+
+The same tiny suite is trained once by one process and once by `torchrun --nproc_per_node 2`,
+and the same run is evaluated (`eval --suite pgd20`) both ways.
+
+Tolerances, and why:
+- Training: each rank's gradient is summed over its half of the batch and BatchNorm combines
+  per-rank statistics, so the floating-point sums run in another order than one process's:
+  the numbers agree to rounding, not bit for bit. Per-epoch losses must agree within 1e-4
+  (seen: ~1e-6) and final weights within 1e-4 (seen: ~1e-6); validation TA/RA within one
+  validation image, because an image exactly on a decision boundary could flip on a rounding
+  difference (seen: identical). The training attack is PGD with step size 0, i.e. its random
+  start alone: the start is drawn for the global batch and sliced, so a per-rank draw would
+  move the losses by ~1e-2; PGD *steps* take the sign of input gradients, which turns a 1e-7
+  rounding difference into a 2/255 pixel change and lets adversarial training drift apart
+  after a few steps (seen: ~1e-3 in the loss after 4 steps), which is inherent and not tested.
+- Evaluation: each rank attacks whole batches with the batch's own seeded generator, exactly
+  the arithmetic of one process, so flags, TA and RA must be identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import robench
+from robench.attacks.pgd import PGD
+from robench.distributed import DistContext
+from robench.train import checkpoint as ckpt
+
+from synthetic import make_image_folder
+
+SUITE = """
+[protocol]
+data = "imagefolder"
+model = "preact_tiny"
+epochs = 2
+batch_size = 32
+lr = 0.05
+train_subset = 128
+val_ra_subset = 20
+eval_n = 64
+eval_batch_size = 16
+[protocol.train_attack]
+step_size = "0"
+steps = 2
+[protocol.val_attack]
+steps = 2
+[pretrain_protocol]
+epochs = 1
+batch_size = 32
+val_subset = 20
+[runs.P1F4]
+finetune = "F4"
+[runs.rotation-P2F1]
+pretrain = "std:rotation"
+finetune = "F1"
+"""
+
+RUNS = ("P1F4", "rotation-P2F1")
+LOSS_TOL = 1e-4
+WEIGHT_TOL = 1e-4
+TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _robench(*args: str, nproc: int, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m robench ARGS`, or the same under torchrun with `nproc` CPU processes."""
+    repo = str(Path(robench.__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+    }
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    launcher = [sys.executable, "-m", "robench"]
+    if nproc > 1:
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "1",
+            "--nproc_per_node",
+            str(nproc),
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "robench",
+        ]
+    return subprocess.run(
+        [*launcher, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+
+
+def _check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("ddp")
+    data = make_image_folder(root / "data", train_per_class=20, test_per_class=8)
+    suite = root / "suite.toml"
+    suite.write_text(SUITE)
+    outputs = {}
+    for nproc in (1, 2):
+        out = root / f"nproc{nproc}"
+        args = ("train", str(suite), "--out", str(out), "--data-dir", str(data))
+        outputs[nproc] = _check(_robench(*args, "--device", "cpu", nproc=nproc, cwd=root))
+    return {"root": root, "data": data, "stdout": {k: v.stdout for k, v in outputs.items()}}
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_two_processes_train_what_one_trains(trained, run):
+    one, two = (trained["root"] / f"nproc{n}" / run for n in (1, 2))
+    m1, m2 = _metrics(one), _metrics(two)
+    assert [r["epoch"] for r in m1] == [r["epoch"] for r in m2] == [1, 2]
+    for a, b in zip(m1, m2, strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) <= LOSS_TOL, (a, b)
+        assert abs(a["train_acc"] - b["train_acc"]) <= 100 / 128 + 1e-9, (a, b)
+        for key, n in (("val_ta", a["val_n"]), ("val_ra", a["val_ra_n"])):
+            assert abs(a[key] - b[key]) <= 100 / n + 1e-9, (key, a, b)
+    w1, _ = ckpt.load_checkpoint(one / "checkpoints" / "last")
+    w2, _ = ckpt.load_checkpoint(two / "checkpoints" / "last")
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        diff = (w1[key].double() - w2[key].double()).abs().max().item() if w1[key].numel() else 0
+        assert diff <= WEIGHT_TOL * max(1.0, w1[key].abs().max().item()), key
+    config = json.loads((two / "config.json").read_text())
+    assert config["runtime"]["world_size"] == 2 and config["runtime"]["sync_bn"] is True
+    assert config["run"]["protocol"]["sync_bn"] is True
+    if run == "rotation-P2F1":  # the frozen trunk is the pretrained one, bit for bit
+        trunk = [k for k in w1 if k.startswith("model.trunk.")]
+        assert trunk and all(torch.equal(w1[k], w2[k]) for k in trunk)
+
+
+def test_only_rank_zero_prints_and_writes(trained):
+    stdout = trained["stdout"][2]
+    for run in RUNS:
+        for epoch in (1, 2):
+            assert stdout.count(f"{run} epoch   {epoch} ") == 1, stdout
+    files = sorted(p.name for p in (trained["root"] / "nproc2").rglob("*") if p.is_file())
+    assert not [name for name in files if name.endswith(".tmp")], files
+
+
+def test_sharded_pgd20_eval_gives_identical_flags(trained):
+    root = trained["root"]
+    rows = {}
+    for nproc in (1, 2):
+        run = root / f"eval{nproc}" / "P1F4"
+        shutil.copytree(root / "nproc1" / "P1F4", run)  # no flags from an earlier evaluation
+        boards = root / f"boards{nproc}"
+        # --batch-size 24: batches of 24, 24, 16 images; the second round has one batch for
+        # two ranks, so a rank sits one round out and the last batch is short.
+        args = ("eval", str(run), "--suite", "pgd20", "--leaderboard-dir", str(boards))
+        extra = ("--batch-size", "24", "--data-dir", str(trained["data"]), "--device", "cpu")
+        _check(_robench(*args, *extra, nproc=nproc, cwd=root))
+        rows[nproc] = pd.read_csv(boards / "pgd20.csv").iloc[0]
+        flags = sorted((run / "eval").glob("*.npz"))
+        rows[nproc]["flags_arrays"] = [np.load(f)["flags"] for f in flags]
+    one, two = rows[1], rows[2]
+    assert (one.ta, one.ra, one.n_eval) == (two.ta, two.ra, two.n_eval)
+    assert one.n_eval == 64 and 0 <= one.ra <= one.ta
+    assert len(one.flags_arrays) == len(two.flags_arrays) == 2  # clean and PGD-20
+    for a, b in zip(one.flags_arrays, two.flags_arrays, strict=True):
+        assert len(a) == 64 and np.array_equal(a, b)
+
+
+def test_bad_input_under_torchrun_is_one_line_from_rank_zero(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SUITE.replace("epochs = 2", "epochs = [2"))
+    result = _robench("train", str(bad), "--out", str(tmp_path / "o"), nproc=2, cwd=tmp_path)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(ours) == 1 and "not valid TOML" in ours[0], result.stderr
+
+
+def test_pgd_shard_starts_each_row_where_one_process_does():
+    """A rank's slice gets the rows of the global batch's random start (L-inf and L2)."""
+    x = torch.rand(10, 3, 8, 8)
+    for norm, eps in (("linf", 8 / 255), ("l2", 0.5)):
+        attack = PGD(eps, 0.0, 0, norm=norm)
+        full = attack._random_delta(x, torch.Generator().manual_seed(3))
+        for rank in range(3):
+            shard = DistContext(rank, 3).shard(len(x))
+            part = attack._random_delta(shard.take(x), torch.Generator().manual_seed(3), shard)
+            assert torch.equal(part, shard.take(full))
