@@ -5,6 +5,11 @@ rotated image, the shuffled image, or the whole image for Selfie) and minimises
 0.5 * (clean loss + adversarial loss); P2 minimises the clean loss. The learning rate follows
 the paper's cosine schedule. The run directory keeps theta_p (`trunk.*`) and theta_pc
 (`task_head.*`) as separate checkpoints, because fine-tuning inherits only the trunk.
+
+Under torchrun, `robench train` pretrains on rank 0 alone while the other ranks wait (see
+`workflow.train_suite`): each pretext task poses its own batch structure (rotated copies,
+tile permutations, masked patches), so slicing it across ranks exactly is task by task work,
+and pretraining is the smaller part of a suite (one per pretext, shared by its runs).
 """
 
 from __future__ import annotations
