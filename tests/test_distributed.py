@@ -72,6 +72,8 @@ finetune = "F4"
 [runs.rotation-P2F1]
 pretrain = "std:rotation"
 finetune = "F1"
+[runs.P1F4-resumed]  # P1F4 again: one process stops it mid-epoch, two processes finish it
+finetune = "F4"
 """
 
 RUNS = ("P1F4", "rotation-P2F1")
@@ -134,18 +136,47 @@ def _torchrun(*args: str, nproc: int, cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt_after_partial_checkpoints(monkeypatch: pytest.MonkeyPatch, how_many: int) -> None:
+    """Let `how_many` mid-epoch checkpoints be written, then stop the run like a crash would."""
+    real = trainer_mod.run_epoch
+    saved = {"n": 0}
+
+    def run_epoch(*args, on_checkpoint, **kwargs):
+        def save_then_die(progress):
+            on_checkpoint(progress)
+            saved["n"] += 1
+            if saved["n"] == how_many:
+                raise Interrupted
+
+        return real(*args, on_checkpoint=save_then_die, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "run_epoch", run_epoch)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict:
+    """One process trains P1F4 and rotation-P2F1, and P1F4-resumed up to epoch 2, step 3;
+    then one torchrun of two processes trains all three (resuming P1F4-resumed)."""
     root = tmp_path_factory.mktemp("ddp")
     data = make_image_folder(root / "data", train_per_class=20, test_per_class=8)
     suite = root / "suite.toml"
     suite.write_text(SUITE)
     # 4 steps an epoch; a mid-epoch checkpoint (global sums under torchrun) at step 3
     args = ("train", str(suite), "--data-dir", str(data), "--device", "cpu")
-    args += ("--checkpoint-every", "3", "--out")
-    assert _in_process(*args, str(root / "nproc1")) == 0
-    two = _torchrun(*args, str(root / "nproc2"), nproc=2, cwd=root)
-    return {"root": root, "data": data, "suite": suite, "args": args, "stdout": two.stdout}
+    args += ("--checkpoint-every", "3")
+    one, two = ("--out", str(root / "nproc1")), ("--out", str(root / "nproc2"))
+    assert _in_process(*args, *one, "--only", "P1F4", "--only", "rotation-P2F1") == 0
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _interrupt_after_partial_checkpoints(monkeypatch, how_many=2)  # epoch 2, step 3
+        with pytest.raises(Interrupted):
+            _in_process(*args, *two, "--only", "P1F4-resumed")
+    _, partial = ckpt.load_checkpoint(root / "nproc2" / "P1F4-resumed" / "checkpoints" / "partial")
+    stdout = _torchrun(*args, *two, nproc=2, cwd=root).stdout
+    return {"root": root, "data": data, "stdout": stdout, "partial": partial}
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -183,34 +214,11 @@ def test_two_processes_train_what_one_trains(trained, run):
         assert trunk and all(torch.equal(w1[k], w2[k]) for k in trunk)
 
 
-class Interrupted(Exception):
-    pass
-
-
-def test_two_processes_resume_what_one_process_left_mid_epoch(trained, monkeypatch):
-    """One process dies after its mid-epoch checkpoint of epoch 2; two processes finish it."""
-    real = trainer_mod.run_epoch
-    saved = {"n": 0}
-
-    def run_epoch(*args, on_checkpoint, **kwargs):
-        def save_then_die(progress):
-            on_checkpoint(progress)
-            saved["n"] += 1
-            if saved["n"] == 2:  # epoch 2, step 3 of 4
-                raise Interrupted
-
-        return real(*args, on_checkpoint=save_then_die, **kwargs)
-
-    out = trained["root"] / "resumed"
-    args = (*trained["args"], str(out), "--only", "P1F4")
-    monkeypatch.setattr(trainer_mod, "run_epoch", run_epoch)
-    with pytest.raises(Interrupted):
-        _in_process(*args)
-    monkeypatch.undo()
-    _, meta = ckpt.load_checkpoint(out / "P1F4" / "checkpoints" / "partial")
-    assert (meta["epoch"], meta["progress"]["step"]) == (2, 3)
-    _torchrun(*args, nproc=2, cwd=trained["root"])
-    _assert_same_training(trained["root"] / "nproc1" / "P1F4", out / "P1F4")
+def test_two_processes_resume_what_one_process_left_mid_epoch(trained):
+    assert (trained["partial"]["epoch"], trained["partial"]["progress"]["step"]) == (2, 3)
+    assert "P1F4-resumed: resuming epoch 2 after step 3" in trained["stdout"]
+    root = trained["root"]
+    _assert_same_training(root / "nproc1" / "P1F4", root / "nproc2" / "P1F4-resumed")
 
 
 def test_only_rank_zero_prints_and_writes(trained):
