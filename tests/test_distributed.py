@@ -5,15 +5,16 @@ and the same run is evaluated (`eval --suite pgd20`) both ways. The single proce
 command inside pytest (one thread, like each torchrun worker), which saves a Python start.
 
 Tolerances, and why:
-- Training: each rank's gradient is summed over its half of the batch and BatchNorm combines
-  per-rank statistics, so the floating-point sums run in another order than one process's:
-  the numbers agree to rounding, not bit for bit. Per-epoch losses must agree within 1e-4
-  (seen: identical in float32) and final weights within 1e-4 (seen: <= 1.4e-6); validation
-  TA/RA within one validation image, because an image exactly on a decision boundary could
-  flip on a rounding difference (seen: identical). The optimiser's momentum buffers hold the
-  latest gradients, which are sensitive to rounding here: they must agree within 1e-3 (seen:
-  2.5e-4 after the resume below, on a gradient of 0.09 where one process alone gives results
-  1.2e-4 apart in float32 and in float64, the two-process one being the closer to float64).
+- Training: each rank's gradient is summed over its slice of the batch (15 and 16 of 31
+  images) and BatchNorm combines per-rank statistics, so float32 sums run in another order
+  than one process's: the numbers agree to rounding, not bit for bit (in float64 the same
+  two-process training matches one process to 1e-15, checked by hand). Per-epoch losses must
+  agree within 1e-4 (seen: <= 2e-6) and weights and BatchNorm statistics within 1e-4 (seen:
+  <= 2.4e-5); validation TA/RA within one validation image, because an image on a decision
+  boundary could flip on a rounding difference (seen: identical). The optimiser's momentum
+  buffers hold the latest gradients, which this toy's float32 training makes sensitive to
+  rounding (one process alone, float32 against float64, differs by far more): they must agree
+  within 1e-2 (seen: <= 3.3e-3).
 - The training attack is PGD with step size 0, i.e. its random start alone, drawn for the
   global batch and sliced so each example starts where one process starts it (also tested
   directly below). PGD *steps* take the sign of input gradients, which turns a 1e-7 rounding
@@ -52,9 +53,9 @@ SUITE = """
 data = "imagefolder"
 model = "preact_tiny"
 epochs = 2
-batch_size = 32
+batch_size = 31  # odd: the two ranks get 15 and 16 images of a batch
 lr = 0.05
-train_subset = 128
+train_subset = 124
 val_ra_subset = 20
 eval_n = 64
 eval_batch_size = 16
@@ -79,7 +80,7 @@ finetune = "F4"
 RUNS = ("P1F4", "rotation-P2F1")
 LOSS_TOL = 1e-4
 WEIGHT_TOL = 1e-4
-MOMENTUM_TOL = 1e-3
+MOMENTUM_TOL = 1e-2
 TIMEOUT_S = 300
 
 
@@ -188,7 +189,7 @@ def _assert_same_training(one: Path, two: Path) -> None:
     assert [r["epoch"] for r in m1] == [r["epoch"] for r in m2] == [1, 2]
     for a, b in zip(m1, m2, strict=True):
         assert abs(a["train_loss"] - b["train_loss"]) <= LOSS_TOL, (a, b)
-        assert abs(a["train_acc"] - b["train_acc"]) <= 100 / 128 + 1e-9, (a, b)
+        assert abs(a["train_acc"] - b["train_acc"]) <= 100 / 124 + 1e-9, (a, b)
         for key, n in (("val_ta", a["val_n"]), ("val_ra", a["val_ra_n"])):
             assert abs(a[key] - b[key]) <= 100 / n + 1e-9, (key, a, b)
     w1, _ = ckpt.load_checkpoint(one / "checkpoints" / "last")

@@ -2,7 +2,7 @@
 
 DistributedDataParallel averages the ranks' gradients; for that average to be the gradient of
 the global batch's mean loss, two things must hold besides the data split: each rank's loss is
-scaled by its share of the global batch (`local_loss_scale`, exact for uneven slices too), and
+scaled by its share of the global batch (`shard_loss`, exact for uneven slices too), and
 BatchNorm normalises with the statistics of the global batch, not of the rank's slice. The
 second is `sync_bn` (a protocol key, default true): torch's SyncBatchNorm on CUDA, and on the
 CPU (which SyncBatchNorm does not support; gloo is what tests and CI use) `GlobalBatchNorm2d`,
@@ -51,7 +51,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)
         world, rank = dist.get_world_size(), dist.get_rank()
-        xf = x.float()
+        xf = x if x.dtype in (torch.float32, torch.float64) else x.float()
         n = x.numel() // x.shape[1]
         local_mean = xf.mean((0, 2, 3)) if n else xf.new_zeros(x.shape[1])
         local_m2 = ((xf - local_mean.view(1, -1, 1, 1)) ** 2).sum((0, 2, 3))
@@ -114,18 +114,14 @@ def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def local_loss(
-    logits: torch.Tensor, y: torch.Tensor, ctx: DistContext, total: int
+def shard_loss(
+    logits: torch.Tensor, y: torch.Tensor, world_size: int, total: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss to backpropagate, mean loss of this rank's examples) for a slice of `total`.
+    """(loss to backpropagate, mean loss of these examples) for one rank's slice of `total`.
 
-    Alone, both are the plain mean cross-entropy. Across ranks, DDP divides the summed
-    gradients by world_size, so the loss to backpropagate is this rank's summed loss times
-    world_size / total: their average is then the gradient of the global batch's mean loss,
-    also when slices differ in size.
+    DDP divides the summed gradients by world_size, so the loss to backpropagate is this
+    rank's summed cross-entropy times world_size / total: the ranks' average is then the
+    gradient of the global batch's mean loss, also when slices differ in size.
     """
-    if not ctx.enabled:
-        loss = F.cross_entropy(logits, y)
-        return loss, loss
     summed = F.cross_entropy(logits, y, reduction="sum")
-    return summed * (ctx.world_size / total), summed.detach() / max(len(y), 1)
+    return summed * (world_size / total), summed.detach() / max(len(y), 1)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from rich.console import Console
 
 from robench.atomic import write_json_atomic
@@ -262,7 +263,10 @@ class _EpochTrainer:
                 )
             with self.runtime.autocast():
                 logits = self.train_forward(x)
-            loss, mean_loss = ddp.local_loss(logits.float(), y, ctx, shard.total)
+            if ctx.enabled:
+                loss, mean_loss = ddp.shard_loss(logits.float(), y, ctx.world_size, shard.total)
+            else:
+                loss = mean_loss = F.cross_entropy(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
