@@ -272,6 +272,7 @@ def transfer_matrix_(
     device: Device = "auto",
 ) -> None:
     """Attack success rates of each run's examples on every run, and their overlaps."""
+    from robench.distributed import current
     from robench.eval.suites import get_eval_suite
     from robench.runtime import Runtime
     from robench.workflow import transfer_analysis
@@ -280,18 +281,21 @@ def transfer_matrix_(
         raise RobenchError(f"--attack {attack}: transfer analysis needs a PGD suite (pgd20)")
     if n is not None and n < 1:
         raise RobenchError(f"--n must be >= 1, got {n}")
-    figures = transfer_analysis(
-        run_dirs,
-        out,
-        out,
-        runtime=Runtime.select(device),
-        console=console,
-        n=n,
-        data_dir=data_dir,
-        seed=seed,
-        suite_name=attack,
+    runtime = Runtime.select(device)
+    figures = current().on_main(  # not sharded: under torchrun, rank 0 does it all
+        lambda: transfer_analysis(
+            run_dirs,
+            out,
+            out,
+            runtime=runtime,
+            console=console,
+            n=n,
+            data_dir=data_dir,
+            seed=seed,
+            suite_name=attack,
+        )
     )
-    console.print("figures:\n" + "\n".join(f"  {p}" for p in figures), soft_wrap=True)
+    console.print("figures:\n" + "\n".join(f"  {p}" for p in figures or []), soft_wrap=True)
 
 
 @app.command()
@@ -447,11 +451,22 @@ def corruptions_preview(
 
 
 def main() -> None:
-    """Entry point: typer handles usage errors (exit 2); robench's own errors become one line."""
+    """Entry point: typer handles usage errors (exit 2); robench's own errors become one line.
+
+    Under torchrun only rank 0 prints (progress, results and errors); the others run quietly
+    and leave the process group at exit.
+    """
+    from robench import distributed
+
+    rank = distributed.env_rank()
+    console.quiet = rank != 0
     try:
         app()
     except RobenchError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        if rank == 0:
+            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    finally:
+        distributed.shutdown()

@@ -1,7 +1,11 @@
 """Where and how tensors run: one object so the trainer and evaluator share the CUDA fast path.
 
-On CUDA: bf16 autocast, channels_last and (optionally) torch.compile. On CPU everything is
-plain float32, which is what tests and CI use; the API is the same either way.
+On CUDA: bf16 autocast, channels_last, cuDNN autotuning (every input has the same shape) and
+(optionally) torch.compile. On CPU everything is plain float32, which is what tests and CI
+use; the API is the same either way.
+
+Under torchrun, selecting the runtime also joins the process group (`robench.distributed`),
+and "auto"/"cuda" mean this process's GPU, cuda:LOCAL_RANK.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robench import distributed
 from robench.errors import ConfigError
 
 
@@ -39,7 +44,13 @@ class Runtime:
             raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
+        layout = distributed.from_env()
+        if dev.type == "cuda" and dev.index is None and layout.enabled:
+            dev = torch.device("cuda", layout.local_rank)  # one GPU per process
         on_cuda = dev.type == "cuda"
+        if on_cuda:
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: autotune once
+        distributed.setup(dev)
         return cls(
             device=dev,
             amp_dtype=torch.bfloat16 if (amp and on_cuda) else None,

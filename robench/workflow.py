@@ -2,6 +2,10 @@
 
 CLI -> suite -> trainer/evaluator -> run directories -> leaderboard CSV -> report; this module
 is the arrow chain, the CLI only parses arguments and calls it.
+
+Under torchrun every rank runs this chain: fine-tuning and evaluation are sharded across the
+ranks, while pretraining, the boards, figures, transfer analysis and report are rank 0's
+alone (the others wait at a barrier; what they need next is on disk when they go on).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from rich.console import Console
 from robench.atomic import write_text_atomic
 from robench.config import RunSpec, Suite
 from robench.config.tables import TableSpec
+from robench.distributed import current
 from robench.eval.runner import EvalOptions, Evaluator
 from robench.eval.suites import Overrides
 from robench.eval.targets import EvalTarget, run_target
@@ -54,14 +59,17 @@ def train_suite(
     runtime = runtime_for(suite, device)
     runs = suite.select(only)
     for spec in suite.pretrainings(runs):
-        pretrain_run(
-            spec,
-            out / PRETRAIN_FOLDER,
-            runtime=runtime,
-            console=console,
-            suite=suite,
-            data_dir=data_dir,
-            checkpoint_every=checkpoint_every,
+        # Pretraining runs on rank 0 alone (see pretrainer): its trunk is on disk afterwards.
+        current().on_main(
+            lambda spec=spec: pretrain_run(
+                spec,
+                out / PRETRAIN_FOLDER,
+                runtime=runtime,
+                console=console,
+                suite=suite,
+                data_dir=data_dir,
+                checkpoint_every=checkpoint_every,
+            )
         )
     paths = []
     for run in runs:
@@ -116,8 +124,13 @@ def evaluate_targets(
 
     A finished target's rows are on disk before the next target starts, so an interrupted
     evaluation loses nothing finished (and its flags let the unfinished one resume).
-    Returns each board, restricted to the targets evaluated now.
+    Returns each board, restricted to the targets evaluated now (on rank 0; under torchrun
+    the other ranks help compute the flags and return no boards).
     """
+    if not current().is_main:
+        for target in targets:
+            Evaluator(target, runtime, console, options).run(suite_name)
+        return {}
     boards: dict[str, pd.DataFrame] = {}
     names: set[str] = set()
     for target in targets:
@@ -182,7 +195,7 @@ def reproduce(
         data_dir=data_dir,
         checkpoint_every=checkpoint_every,
     )
-    board = evaluate_runs(
+    boards = evaluate_runs(
         run_paths,
         "pgd20",
         boards_dir,
@@ -190,7 +203,46 @@ def reproduce(
         console=console,
         data_dir=data_dir,
         seed=suite.protocol.seed,
-    )["pgd20"]
+    )
+    tables = complete_tables(suite, {r.name for r in suite.select(only)}, console)
+    unforeseen = evaluate_table_models(
+        tables,
+        runs_dir,
+        boards_dir,
+        runtime=runtime_for(suite, device),
+        console=console,
+        data_dir=data_dir,
+        seed=suite.protocol.seed,
+    )
+    current().on_main(
+        lambda: _tables_and_report(
+            suite,
+            out,
+            boards["pgd20"],
+            run_paths,
+            only,
+            device,
+            console,
+            data_dir,
+            (tables, unforeseen),
+        )
+    )
+    return boards_dir
+
+
+def _tables_and_report(
+    suite: Suite,
+    out: Path,
+    board: pd.DataFrame,
+    run_paths: list[Path],
+    only: list[str] | None,
+    device: str,
+    console: Console,
+    data_dir: str | None,
+    paper: tuple[dict[str, TableSpec], pd.DataFrame | None],
+) -> None:
+    """Table 3, Tables 5-8, Figure 3, the figures, the transfer analysis and the HTML report."""
+    runs_dir, boards_dir = out / "runs", out / "leaderboards"
     names = {p.name for p in run_paths}
     ours = board[board["run"].isin(names)]
     runs = suite.select(only)
@@ -200,17 +252,7 @@ def reproduce(
     table3 = write_board(table3_path, table3, TABLE3)
     console.print(table3_rich(table3, f"Table 3: {table3_path}"))
     boards = {"pgd20": ours, "table3": table3}
-    boards.update(
-        paper_tables(
-            suite,
-            {r.name for r in runs},
-            runs_dir,
-            boards_dir,
-            runtime=runtime_for(suite, device),
-            console=console,
-            data_dir=data_dir,
-        )
-    )
+    boards.update(paper_tables(suite, paper[0], runs_dir, boards_dir, paper[1], console))
     ensembles = set(suite.tables["table6"].rows) if "table6" in boards else set()
     everything = read_board(boards_dir / "pgd20.csv")
     boards["pgd20"] = everything[everything["run"].isin(names | ensembles)]
@@ -234,7 +276,6 @@ def reproduce(
     write_text_atomic(report, page)
     listing = "\n".join(f"  {p}" for p in figures)
     console.print(f"figures:\n{listing}\nreport: {report}", soft_wrap=True)
-    return boards_dir
 
 
 def is_table3_run(run: RunSpec) -> bool:
@@ -255,39 +296,77 @@ def is_table3_run(run: RunSpec) -> bool:
     )
 
 
-def paper_tables(
-    suite: Suite,
-    selected: set[str],
+def complete_tables(suite: Suite, selected: set[str], console: Console) -> dict[str, TableSpec]:
+    """The suite's `[tables.*]` whose runs were all selected; the others skipped with a note.
+
+    A table with a run missing (`--only`) would be written with holes, so it is not written.
+    """
+    tables = {}
+    for name, spec in suite.tables.items():
+        missing = [run for run in spec.runs() if run not in selected]
+        if missing:
+            console.print(f"[dim]{name}: skipped, run {missing[0]!r} was not selected[/dim]")
+        else:
+            tables[name] = spec
+    return tables
+
+
+def evaluate_table_models(
+    tables: dict[str, TableSpec],
     runs_dir: Path,
     boards_dir: Path,
     *,
     runtime: Runtime,
     console: Console,
     data_dir: str | None,
-) -> dict[str, pd.DataFrame]:
-    """Tables 5-8 and Figure 3 as the suite's `[tables.*]` define them (runs already trained).
+    seed: int,
+) -> pd.DataFrame | None:
+    """What the paper tables evaluate beyond each run's PGD-20 (every rank takes part).
 
-    Table 6 evaluates its ensembles under PGD-20 (rows of pgd20.csv named after the table row);
-    Figure 3 evaluates its two runs under the 12 unforeseen attacks. A table whose runs were
-    not all selected (`--only`) is skipped with a note rather than written with holes.
+    Table 6: each ensemble under PGD-20, a row of pgd20.csv named after its table row.
+    Figure 3: its two runs under the 12 unforeseen attacks; their rows are returned (rank 0).
     """
+    if "table6" in tables:
+        _evaluate_ensembles(
+            tables["table6"], runs_dir, boards_dir, runtime, console, data_dir, seed
+        )
+    if "figure3" in tables:
+        spec = tables["figure3"]
+        n = spec.options.get("n")
+        targets = (
+            run_target(runs_dir / str(run), data_dir=data_dir, n=n) for run in spec.rows.values()
+        )
+        overrides = Overrides(steps=spec.options.get("steps"))
+        boards = evaluate_targets(
+            targets,
+            "unforeseen",
+            boards_dir,
+            runtime=runtime,
+            console=console,
+            options=EvalOptions(seed=seed, overrides=overrides),
+        )
+        return boards.get("unforeseen")
+    return None
+
+
+def paper_tables(
+    suite: Suite,
+    tables: dict[str, TableSpec],
+    runs_dir: Path,
+    boards_dir: Path,
+    unforeseen: pd.DataFrame | None,
+    console: Console,
+) -> dict[str, pd.DataFrame]:
+    """Tables 5-8 and Figure 3 from the boards (`evaluate_table_models` ran first)."""
     written: dict[str, pd.DataFrame] = {}
-    images = {name: _pretrain_images(runs_dir, suite.runs[name]) for name in selected}
-    for name, spec in suite.tables.items():
-        missing = [run for run in spec.runs() if run not in selected]
-        if missing:
-            console.print(f"[dim]{name}: skipped, run {missing[0]!r} was not selected[/dim]")
-            continue
+    names = {run for spec in tables.values() for run in spec.runs()}
+    images = {name: _pretrain_images(runs_dir, suite.runs[name]) for name in names}
+    pgd20 = read_board(boards_dir / "pgd20.csv")
+    for name, spec in tables.items():
         path = boards_dir / f"{name}.csv"
-        if name == "table6":
-            _evaluate_ensembles(spec, runs_dir, boards_dir, runtime, console, data_dir, suite)
-        pgd20 = read_board(boards_dir / "pgd20.csv")
         if name == "figure3":
-            unforeseen = _evaluate_figure3(
-                spec, runs_dir, boards_dir, runtime, console, data_dir, suite
-            )
-            table = build_figure3(spec, pgd20, unforeseen)
-            table = write_board(path, table, SCHEMAS[name])
+            assert unforeseen is not None
+            table = write_board(path, build_figure3(spec, pgd20, unforeseen), SCHEMAS[name])
             console.print(figure3_rich(table, str(path)))
         else:
             table = build_paper_table(spec, pgd20, images)
@@ -312,7 +391,7 @@ def _evaluate_ensembles(
     runtime: Runtime,
     console: Console,
     data_dir: str | None,
-    suite: Suite,
+    seed: int,
 ) -> None:
     from robench.eval.targets import ensemble_target
 
@@ -332,33 +411,8 @@ def _evaluate_ensembles(
         boards_dir,
         runtime=runtime,
         console=console,
-        options=EvalOptions(seed=suite.protocol.seed),
+        options=EvalOptions(seed=seed),
     )
-
-
-def _evaluate_figure3(
-    spec: TableSpec,
-    runs_dir: Path,
-    boards_dir: Path,
-    runtime: Runtime,
-    console: Console,
-    data_dir: str | None,
-    suite: Suite,
-) -> pd.DataFrame:
-    n = spec.options.get("n")
-    targets = (
-        run_target(runs_dir / str(run), data_dir=data_dir, n=n) for run in spec.rows.values()
-    )
-    return evaluate_targets(
-        targets,
-        "unforeseen",
-        boards_dir,
-        runtime=runtime,
-        console=console,
-        options=EvalOptions(
-            seed=suite.protocol.seed, overrides=Overrides(steps=spec.options.get("steps"))
-        ),
-    )["unforeseen"]
 
 
 def transfer_analysis(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from robench.distributed import Shard
 from robench.errors import ConfigError
 
 BN_MODES = ("eval", "train")
@@ -37,6 +38,9 @@ class Attack(ABC):
 
     name: str = ""
     norm: str = "linf"
+    # Can attack one rank's slice of a global batch exactly as the whole batch would be
+    # attacked (its randomness drawn for the global batch and sliced): see `perturb`.
+    shardable: bool = False
 
     def __init__(self, eps: float, *, bn_mode: str = "eval") -> None:
         if not 0.0 <= eps <= 1.0:
@@ -53,10 +57,24 @@ class Attack(ABC):
         x: torch.Tensor,
         y: torch.Tensor,
         generator: torch.Generator | None = None,
+        *,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
-        """Adversarial inputs for (x, y); x is in [0, 1] and is never modified in place."""
+        """Adversarial inputs for (x, y); x is in [0, 1] and is never modified in place.
+
+        With `shard`, (x, y) are rows [start, stop) of a global batch of `total` (one rank's
+        slice under torchrun): random starts are drawn for the global batch from `generator`
+        and sliced, so each example starts where a single process would start it.
+        """
+        extra = {}
+        if shard is not None:
+            if not self.shardable:
+                raise ValueError(f"{self.name} cannot attack a slice of a batch")
+            if len(x) != shard.size:
+                raise ValueError(f"{len(x)} inputs for a shard of {shard.size} rows")
+            extra["shard"] = shard
         with model_mode(model, self.bn_mode == "train"), torch.enable_grad():
-            x_adv = self._perturb(model, x.detach(), y, generator).detach()
+            x_adv = self._perturb(model, x.detach(), y, generator, **extra).detach()
         self._check_budget(x, x_adv)
         return x_adv
 

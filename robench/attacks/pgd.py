@@ -16,6 +16,7 @@ from torch import nn
 
 from robench.attacks.base import Attack
 from robench.attacks.registry import ATTACKS
+from robench.distributed import Shard
 from robench.errors import ConfigError
 
 _TINY = 1e-12
@@ -27,6 +28,8 @@ Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class PGD(Attack):
+    shardable = True
+
     def __init__(
         self,
         eps: float,
@@ -73,11 +76,12 @@ class PGD(Attack):
         x: torch.Tensor,
         y: torch.Tensor,
         generator: torch.Generator | None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
         best = x.clone()
         still_robust = torch.ones(len(x), dtype=torch.bool, device=x.device)
         for restart in range(self.restarts):
-            x_adv = self._one_run(model, x, y, generator)
+            x_adv = self._one_run(model, x, y, generator, shard)
             if self.restarts == 1:
                 return x_adv
             # Keep, per example, the first restart that fools the model (AutoAttack's rule).
@@ -95,8 +99,12 @@ class PGD(Attack):
         x: torch.Tensor,
         y: torch.Tensor,
         generator: torch.Generator | None,
+        shard: Shard | None = None,
     ) -> torch.Tensor:
-        x_adv = (x + self._random_delta(x, generator)).clamp_(0, 1) if self.random_start else x
+        if self.random_start:
+            x_adv = (x + self._random_delta(x, generator, shard)).clamp_(0, 1)
+        else:
+            x_adv = x
         for _ in range(self.steps):
             x_adv = x_adv.detach().requires_grad_(True)
             with self._autocast(x):
@@ -109,15 +117,27 @@ class PGD(Attack):
             x_adv = self._project(x, x_adv.detach() + self.step_size * self._direction(grad))
         return x_adv.detach()
 
-    def _random_delta(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _random_delta(
+        self, x: torch.Tensor, generator: torch.Generator | None, shard: Shard | None = None
+    ) -> torch.Tensor:
+        """A uniform start in the ball; for a shard, the global batch's draw, sliced."""
+        if shard is None:
+            n, full = len(x), torch.empty_like(x)
+        else:  # same shape and layout as the global batch: the same numbers as one process
+            n = shard.total
+            full = torch.empty(
+                (n, *x.shape[1:]), device=x.device, dtype=x.dtype, memory_format=_layout(x)
+            )
         if self.norm == "linf":
-            return torch.empty_like(x).uniform_(-self.eps, self.eps, generator=generator)
-        direction = torch.empty_like(x).normal_(generator=generator)
-        norms = direction.flatten(1).norm(dim=1).clamp_min(_TINY).view(-1, 1, 1, 1)
-        radius = torch.empty(len(x), 1, 1, 1, device=x.device, dtype=x.dtype).uniform_(
-            0, 1, generator=generator
-        )
-        return direction / norms * radius * self.eps
+            delta = full.uniform_(-self.eps, self.eps, generator=generator)
+        else:
+            direction = full.normal_(generator=generator)
+            norms = direction.flatten(1).norm(dim=1).clamp_min(_TINY).view(-1, 1, 1, 1)
+            radius = torch.empty(n, 1, 1, 1, device=x.device, dtype=x.dtype).uniform_(
+                0, 1, generator=generator
+            )
+            delta = direction / norms * radius * self.eps
+        return delta if shard is None else shard.take(delta)
 
     def _direction(self, grad: torch.Tensor) -> torch.Tensor:
         if self.norm == "linf":
@@ -155,3 +175,14 @@ def pgd(
         restarts=restarts,
         bn_mode=bn_mode,
     )
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """The memory format `empty_like(x)` would give a tensor of x's full batch."""
+    if (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return torch.channels_last
+    return torch.contiguous_format

@@ -81,6 +81,9 @@ class Protocol:
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
+    # Under torchrun, BatchNorm normalises over the global batch (all ranks), as one process
+    # does; false keeps per-rank statistics (cheaper, but the numbers depend on the rank count).
+    sync_bn: bool = True
 
     def __post_init__(self) -> None:
         positive = {

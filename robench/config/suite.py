@@ -173,6 +173,8 @@ def _run_protocol_dict(protocol: Protocol) -> dict[str, Any]:
     if protocol.auxiliary is None:
         for key in AUXILIARY_KEYS:
             recorded.pop(key)
+    if protocol.sync_bn:  # the default; config.json's runtime section records what ran
+        recorded.pop("sync_bn")
     return recorded
 
 

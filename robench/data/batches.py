@@ -96,6 +96,14 @@ class BatchIterator:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def batch_len(self, index: int) -> int:
+        """How many examples batch `index` has (the last one may be short)."""
+        return max(0, min(self.batch_size, self.num_examples - index * self.batch_size))
+
+    def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch `index` of this epoch alone: what a rank of a sharded evaluation takes."""
+        return next(self.iterate(index))
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iterate()
 

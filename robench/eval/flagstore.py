@@ -64,17 +64,22 @@ class FlagFile:
 
 
 class FlagStore:
-    """The folder of one model's evaluation flags (a run's `eval/` folder)."""
+    """The folder of one model's evaluation flags (a run's `eval/` folder).
 
-    def __init__(self, folder: Path) -> None:
+    `writable` is False on the ranks other than 0 of a torchrun evaluation: they read, rank 0
+    writes.
+    """
+
+    def __init__(self, folder: Path, writable: bool = True) -> None:
         self.folder = Path(folder)
+        self.writable = writable
 
     def file(self, name: str, protocol: dict[str, Any], n: int) -> FlagFile:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
         full = {**protocol, "n": n}
         key = protocol_key(full)
         path = self.folder / f"{safe}-{key}.npz"
-        if not path.with_suffix(".json").is_file():
+        if self.writable and not path.with_suffix(".json").is_file():
             self.folder.mkdir(parents=True, exist_ok=True)
             write_json_atomic(path.with_suffix(".json"), {"evaluation": name, "protocol": full})
         return FlagFile(path, full, n)

@@ -5,6 +5,13 @@ For every evaluation the per-example flags are computed batch by batch and store
 numbers an uninterrupted one would (each batch's attack is seeded by (seed, batch index)).
 Accuracy is always computed from flags, which is also what makes per-example worst cases over
 a group of attacks possible.
+
+Under torchrun the batches are shared out: in each round of world_size batches rank r takes
+the r-th, the flags are gathered, and rank 0 saves them, so a sharded evaluation stores (and
+resumes from) exactly the flags of a single process. Every suite that loops over batches
+shards this way: clean, PGD (`pgd20`, and PGD inside `autoattack`), `unforeseen`, and
+`corruptions` (each rank generates the same corrupted images). AutoAttack itself runs on
+rank 0 alone, the other ranks waiting: its implementation owns its batching and restarts.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from robench.attacks import Attack, model_mode
 from robench.attacks.factory import pgd_from_config
 from robench.attacks.unforeseen import unforeseen_attack
 from robench.data import ArrayDataset
+from robench.distributed import current
 from robench.epsilon import parse_eps
 from robench.eval.accuracy import batch_generator
 from robench.eval.autoattack import VERSION as AA_VERSION
@@ -87,7 +95,8 @@ class Evaluator:
         self.options = options
         self.model = runtime.prepare(target.model)
         self.model.eval()
-        self.store = FlagStore(target.flag_dir)
+        self.ctx = current()
+        self.store = FlagStore(target.flag_dir, writable=self.ctx.is_main)
         self.batch_size = options.batch_size or target.batch_size
         self._sanity: SanityReport | None = None
         self._cache: dict[str, np.ndarray] = {}
@@ -252,18 +261,22 @@ class Evaluator:
                 )
                 return self._loop(data, flag_file, attack, advance)
             if evaluation.kind == "autoattack":
-                flags, aa_flags = autoattack_flags(
-                    self.model,
-                    data,
-                    flag_file,
-                    eps=parse_eps(evaluation.protocol["eps"]),
-                    seed=self.options.seed,
-                    runtime=self.runtime,
-                    batch_size=self.batch_size,
-                    on_batch=advance,
-                )
-                self._aa_flags = aa_flags
-                return flags
+
+                def on_main() -> np.ndarray:
+                    flags, self._aa_flags = autoattack_flags(
+                        self.model,
+                        data,
+                        flag_file,
+                        eps=parse_eps(evaluation.protocol["eps"]),
+                        seed=self.options.seed,
+                        runtime=self.runtime,
+                        batch_size=self.batch_size,
+                        on_batch=advance,
+                    )
+                    return flags
+
+                flags = self.ctx.on_main(on_main)  # then the flag file is complete
+                return flags if flags is not None else flag_file.load()
             if evaluation.kind == "corruption":
                 return self._corruption(evaluation, flag_file, advance)
         raise ValueError(f"unknown evaluation kind {evaluation.kind!r}")
@@ -311,24 +324,34 @@ class Evaluator:
         attack: Attack | None,
         advance: Callable[[int], None],
     ) -> np.ndarray:
-        """Correct (clean, or clean and under attack) flags, batch by batch, saved as they go."""
+        """Correct (clean, or clean and under attack) flags, batch by batch, saved as they go.
+
+        Under torchrun a round of batches (one per rank) is the unit: rank 0 saves the flags
+        after each round, and a rerun continues after the last saved batch.
+        """
         flags = list(flag_file.load())
         if flags:
             advance(len(flags))
         bs = self.batch_size
+        num_batches = -(-len(data) // bs)
         with model_mode(self.model, train=False):
-            for start in range(len(flags), len(data), bs):
-                x, y = self._batch(data, start, bs)
-                with torch.no_grad(), self.runtime.autocast():
-                    ok = self.model(x).argmax(1) == y
-                if attack is not None:
-                    generator = batch_generator(self.runtime, self.options.seed, start // bs)
-                    x_adv = attack.perturb(self.model, x, y, generator)
+            for round_ in self.ctx.rounds(num_batches, len(flags) // bs):
+                ok = torch.zeros(0, dtype=torch.bool, device=self.runtime.device)
+                if round_.mine is not None:
+                    x, y = self._batch(data, round_.mine * bs, bs)
                     with torch.no_grad(), self.runtime.autocast():
-                        ok &= self.model(x_adv).argmax(1) == y
-                flags.extend(ok.cpu().numpy().tolist())
-                flag_file.save(np.asarray(flags, dtype=bool))
-                advance(len(y))
+                        ok = self.model(x).argmax(1) == y
+                    if attack is not None:
+                        generator = batch_generator(self.runtime, self.options.seed, round_.mine)
+                        x_adv = attack.perturb(self.model, x, y, generator)
+                        with torch.no_grad(), self.runtime.autocast():
+                            ok &= self.model(x_adv).argmax(1) == y
+                sizes = [min(bs, len(data) - b * bs) for b in round_.batches]
+                gathered = self.ctx.gather_round(ok, sizes)
+                flags.extend(gathered.cpu().numpy().tolist())
+                if self.ctx.is_main:
+                    flag_file.save(np.asarray(flags, dtype=bool))
+                advance(len(gathered))
         return np.asarray(flags, dtype=bool)
 
     def _batch(

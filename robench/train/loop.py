@@ -8,6 +8,10 @@ stops a run whose loss is no longer finite.
 Every step's randomness (attack starts, pretext posing, dropout) comes from a seed of
 (run seed, epoch, step), never from a stream that earlier steps advanced: a run stopped after
 step k and resumed from a mid-epoch checkpoint takes exactly the steps it would have taken.
+
+Under torchrun every rank iterates over the same global batches and its step works on its
+slice; the sums each rank accumulates are its own, and are added up across ranks when a
+checkpoint is saved and when the epoch ends, so every rank reports the global numbers.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from rich.console import Console
 
 from robench.data import BatchIterator
 from robench.data.batches import epoch_seed
+from robench.distributed import DistContext
 from robench.errors import RobenchError
 from robench.progress import make_progress
 
@@ -35,6 +40,7 @@ class StepOutput:
     correct: torch.Tensor  # number of correct predictions, on device
     predictions: int
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # summed over steps
+    examples: int | None = None  # images this rank's loss averages over (None: the batch)
 
 
 # (x, y, generator for this step's randomness) -> StepOutput
@@ -71,6 +77,45 @@ class EpochProgress:
             "seen": self.seen,
             "seconds": self.seconds,
         }
+
+    def reduced(self, ctx: DistContext) -> EpochProgress:
+        """The progress of all ranks together (itself when alone): what a checkpoint keeps."""
+        if not ctx.enabled:
+            return self
+        keys = sorted(self.extras)
+        counts = torch.tensor([self.predictions, self.seen], device=self.loss_sum.device)
+        flat = torch.cat(
+            [
+                torch.stack([self.loss_sum, self.correct, *(self.extras[k] for k in keys)])
+                .double()
+                .reshape(-1),
+                counts.double(),
+            ]
+        )
+        total = ctx.all_reduce_sum(flat)
+        return EpochProgress(
+            step=self.step,
+            loss_sum=total[0].to(self.loss_sum.dtype),
+            correct=total[1].to(self.correct.dtype),
+            extras={k: total[2 + i].float() for i, k in enumerate(keys)},
+            predictions=int(total[-2]),
+            seen=int(total[-1]),
+            seconds=self.seconds,
+        )
+
+    def for_rank(self, ctx: DistContext) -> EpochProgress:
+        """This rank's share of saved (global) progress: all of it on rank 0, none elsewhere,
+        so the sums added up at the end of the epoch count the resumed part once."""
+        if ctx.is_main:
+            return self
+        zero = torch.zeros_like
+        return EpochProgress(
+            self.step,
+            zero(self.loss_sum),
+            zero(self.correct),
+            {k: zero(v) for k, v in self.extras.items()},
+            seconds=self.seconds,
+        )
 
     @classmethod
     def restore(
@@ -124,19 +169,27 @@ def run_epoch(
     resume_from: EpochProgress | None = None,
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[EpochProgress], None] | None = None,
+    dist_ctx: DistContext | None = None,
 ) -> EpochStats:
     """One epoch of `step` over `batches`; every `checkpoint_every` steps, `on_checkpoint`.
 
     `resume_from` continues an epoch a mid-epoch checkpoint saved: its sums, from its step.
+    `on_checkpoint` gets the progress of all ranks together, on every rank (it writes on rank
+    0 only), and the returned statistics are the global ones on every rank.
     """
+    ctx = dist_ctx or DistContext()
     state = resume_from or EpochProgress.empty(device)
     generator = torch.Generator(device=device)
     start = time.perf_counter() - state.seconds
+    session_start, first_done = (
+        time.perf_counter(),
+        min(state.step * batches.batch_size, batches.num_examples),
+    )
     with make_progress(console) as progress:
         task = progress.add_task(
             f"{name} epoch {epoch}/{epochs}",
             total=batches.num_examples,
-            completed=state.seen,
+            completed=first_done,
             rate=0.0,
             info="",
         )
@@ -145,17 +198,19 @@ def run_epoch(
             generator.manual_seed(seed_now)
             torch.manual_seed(seed_now)  # dropout and anything else on the global stream
             out = step(x, y, generator)
-            state.loss_sum += out.loss.detach() * len(y)
+            examples = len(y) if out.examples is None else out.examples
+            state.loss_sum += out.loss.detach() * examples
             state.correct += out.correct
             for key, value in out.extras.items():
                 state.extras[key] = state.extras.get(key, 0) + value.detach().float()
             state.predictions += out.predictions
-            state.seen += len(y)
+            state.seen += examples
             state.step = index
-            rate = state.seen / (time.perf_counter() - start)
-            progress.update(task, completed=state.seen, rate=rate)  # host-side counts: no sync
+            done = min(index * batches.batch_size, batches.num_examples)  # all ranks together
+            rate = (done - first_done) / max(time.perf_counter() - session_start, 1e-9)
+            progress.update(task, completed=done, rate=rate)  # host-side counts: no sync
             if index % SYNC_EVERY == 0 or index == len(batches):
-                running = float(state.loss_sum) / state.seen  # the one sync every SYNC_EVERY
+                running = float(state.loss_sum) / max(state.seen, 1)  # one sync every SYNC_EVERY
                 _check_finite(running, name, epoch, index)
                 progress.update(task, info=f"loss {running:.3f}")
             if (
@@ -166,11 +221,12 @@ def run_epoch(
             ):
                 _check_finite(float(state.loss_sum), name, epoch, index)  # never save a NaN
                 state.seconds = time.perf_counter() - start
-                on_checkpoint(state)
+                on_checkpoint(state.reduced(ctx))
     seconds = time.perf_counter() - start
+    state = state.reduced(ctx)
     mean_loss = float(state.loss_sum) / max(state.seen, 1)
     _check_finite(mean_loss, name, epoch, len(batches))
-    steps = max(state.step, 1)
+    steps = max(state.step, 1) * ctx.world_size  # extras: per-step means, over ranks too
     return EpochStats(
         mean_loss,
         float(state.correct) / max(state.predictions, 1) * 100,

@@ -15,6 +15,11 @@ The task "ensemble" trains several tasks on one trunk (ensemble_pretrain.py). Th
 rate follows the paper's cosine schedule. The run directory keeps theta_p (`trunk.*`) and
 theta_pc (`task_head.*`: every task's head for an ensemble) as separate checkpoints, because
 fine-tuning inherits only the trunk.
+
+Under torchrun, `robench train` pretrains on rank 0 alone while the other ranks wait (see
+`workflow.train_suite`): each pretext task poses its own batch structure (rotated copies,
+tile permutations, masked patches), so slicing it across ranks exactly is task by task work,
+and pretraining is the smaller part of a suite (one per pretext, shared by its runs).
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ model selection; the best-RA one is kept too, and `epochs_to_best` records when 
 reached. Everything that makes an epoch (data order, augmentation, attack starts) is seeded
 from (seed, epoch), so a run killed after epoch k and rerun continues exactly as if it had
 never stopped.
+
+Under torchrun (see `robench.distributed`) every rank holds the same data and model, trains
+on its contiguous slice of each global batch under DistributedDataParallel with BatchNorm over
+the global batch (`sync_bn`), validates a share of the validation batches, and reduces the
+metrics, so each rank has the numbers one process would have; only rank 0 writes the run
+directory. A mid-epoch checkpoint holds the global running sums, so it resumes under any
+number of processes.
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ from robench.atomic import write_json_atomic
 from robench.attacks.factory import pgd_from_config
 from robench.config import RunSpec, Suite
 from robench.data import BatchIterator, DataSplits, make_splits
-from robench.errors import RobenchError
+from robench.distributed import DistContext, current
+from robench.errors import ConfigError, RobenchError
 from robench.eval.accuracy import correct_flags
 from robench.models import Classifier, create
 from robench.provenance import git_revision, now_iso, versions
 from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
+from robench.train import ddp
 from robench.train.loop import DivergenceError, EpochProgress, StepOutput, run_epoch
 from robench.train.metrics_log import append_metrics, read_metrics, truncate_metrics
 from robench.train.rotation_aux import RotationAuxiliaryObjective, attach_rotation_head
@@ -68,6 +77,7 @@ def train_run(
     Besides the per-epoch checkpoints, the state is saved every `checkpoint_every` steps, so a
     killed run loses at most that many steps.
     """
+    ctx = current()
     rd = RunDir(out_dir / run.name)
     if rd.is_finished():
         rd.check_same("run", run.to_dict())
@@ -90,12 +100,15 @@ def train_run(
     inherited = _inherit_trunk(run, model, out_dir)
     if run.frozen_trunk:
         freeze(model.trunk)
+    if ctx.enabled and p.sync_bn:
+        ddp.convert_batchnorm(model, runtime.device)
     runtime.prepare(model)
-    config = _resolved_config(run, suite, splits, runtime)
+    config = _resolved_config(run, suite, splits, runtime, ctx)
     config["inherited_trunk"] = inherited
     rd.check_same("run", run.to_dict())
-    rd.path.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(rd.config, config)
+    if ctx.is_main:
+        rd.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(rd.config, config)
 
     optimizer = make_optimizer(
         list(model.parameters()),
@@ -109,16 +122,21 @@ def train_run(
     if resumed is not None:
         best, start_epoch = BestSoFar(**resumed["best"]), int(resumed["epoch"])
         console.print(f"{run.name}: resuming after epoch {start_epoch}")
-    truncate_metrics(rd.metrics, start_epoch)
     resume_from = rd.resume_partial(model, optimizer, start_epoch, runtime.device)
     if resume_from is not None:
         console.print(f"{run.name}: resuming epoch {start_epoch + 1} after step {resume_from.step}")
+        resume_from = resume_from.for_rank(ctx)
+    ctx.barrier()  # every rank has read the checkpoints before rank 0 writes new ones
+    if ctx.is_main:
+        truncate_metrics(rd.metrics, start_epoch)
 
-    trainer = _EpochTrainer(run, model, optimizer, splits, runtime, console)
+    trainer = _EpochTrainer(run, model, optimizer, splits, runtime, console, ctx)
     started = time.perf_counter()
     for epoch in range(start_epoch + 1, p.epochs + 1):
 
         def save_partial(progress: EpochProgress, epoch: int = epoch) -> None:
+            if not ctx.is_main:
+                return
             state = {
                 **ckpt.model_tensors(model),
                 **ckpt.optimizer_tensors(optimizer, model),
@@ -135,21 +153,30 @@ def train_run(
 
         record = trainer.run_epoch(epoch, resume_from, checkpoint_every, save_partial)
         resume_from = None
-        append_metrics(rd.metrics, record)
+        # Every rank has the same (reduced) record, so every rank tracks the same best.
         meta = _checkpoint_meta(run, config, epoch, record)
-        if record["val_ta"] > best.ta:
+        new_ta = record["val_ta"] > best.ta
+        new_ra = record["val_ra"] is not None and record["val_ra"] > best.ra
+        if new_ta:
             best.ta, best.ta_epoch = record["val_ta"], epoch
-            ckpt.save_checkpoint(rd.checkpoint("best_ta"), ckpt.model_tensors(model), meta)
-        if record["val_ra"] is not None and record["val_ra"] > best.ra:
+        if new_ra:
             best.ra, best.ra_epoch = record["val_ra"], epoch
-            ckpt.save_checkpoint(rd.checkpoint("best_ra"), ckpt.model_tensors(model), meta)
-        state = {**ckpt.model_tensors(model), **ckpt.optimizer_tensors(optimizer, model)}
-        ckpt.save_checkpoint(
-            rd.checkpoint("last"), state, {**meta, "best": dataclasses.asdict(best)}
-        )
-        rd.drop_partial()
+        if ctx.is_main:
+            append_metrics(rd.metrics, record)
+            if new_ta:
+                ckpt.save_checkpoint(rd.checkpoint("best_ta"), ckpt.model_tensors(model), meta)
+            if new_ra:
+                ckpt.save_checkpoint(rd.checkpoint("best_ra"), ckpt.model_tensors(model), meta)
+            state = {**ckpt.model_tensors(model), **ckpt.optimizer_tensors(optimizer, model)}
+            ckpt.save_checkpoint(
+                rd.checkpoint("last"), state, {**meta, "best": dataclasses.asdict(best)}
+            )
+            rd.drop_partial()
         console.print(_epoch_line(run.name, record))
 
+    if not ctx.is_main:
+        ctx.barrier()  # rank 0 writes result.json; later runs may read this run's files
+        return rd.read_result()
     history = read_metrics(rd.metrics)
     result = {
         "run": run.name,
@@ -165,6 +192,7 @@ def train_run(
         "finished": now_iso(),
     }
     write_json_atomic(rd.result, result)
+    ctx.barrier()
     return result
 
 
@@ -179,6 +207,7 @@ class _EpochTrainer:
         splits: DataSplits,
         runtime: Runtime,
         console: Console,
+        ctx: DistContext,
     ) -> None:
         p = run.protocol
         self.run = run
@@ -186,7 +215,15 @@ class _EpochTrainer:
         self.optimizer = optimizer
         self.runtime = runtime
         self.console = console
+        self.ctx = ctx
+        # Attacks and validation run the bare model (eval-mode BatchNorm needs no other rank);
+        # the training forward runs under DDP, whose backward averages the ranks' gradients.
         self.forward = runtime.maybe_compile(model)
+        self.train_forward = (
+            runtime.maybe_compile(ddp.wrap(model, ctx, runtime.device))
+            if ctx.enabled
+            else self.forward
+        )
         self.train_batches = BatchIterator(
             splits.train,
             p.batch_size,
@@ -200,6 +237,12 @@ class _EpochTrainer:
         self.val_ra = splits.val.first(min(p.val_ra_subset or len(splits.val), len(splits.val)))
         self.train_attack = pgd_from_config(p.train_attack, runtime) if run.adversarial else None
         self.val_attack = pgd_from_config(p.val_attack, runtime)
+        if p.auxiliary is not None and ctx.enabled:
+            # Its joint forward bypasses the DDP wrapper, so gradients would not be averaged.
+            raise ConfigError(
+                f"{run.name}: the rotation-auxiliary baseline trains in one process, not under "
+                "torchrun"
+            )
         self.rotation_aux = (
             RotationAuxiliaryObjective(model, self.train_attack, p.auxiliary_weight, runtime)
             if p.auxiliary == "rotation"
@@ -221,19 +264,31 @@ class _EpochTrainer:
         if self.run.frozen_trunk:
             self.model.trunk.eval()  # frozen BatchNorm statistics: the trunk stays bit-identical
 
+        ctx = self.ctx
+
         def step(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> StepOutput:
-            if self.rotation_aux is not None:
+            if self.rotation_aux is not None:  # one process (refused under torchrun)
                 loss, logits = self.rotation_aux.loss(x, y, generator)
+                mean_loss = loss
             else:
+                # This rank's contiguous slice of the global batch (all of it when alone).
+                shard = ctx.shard(len(y))
+                if ctx.enabled:
+                    x, y = shard.take(x), shard.take(y)
                 if self.train_attack is not None:
-                    x = self.train_attack.perturb(self.forward, x, y, generator)
+                    x = self.train_attack.perturb(
+                        self.forward, x, y, generator, shard=shard if ctx.enabled else None
+                    )
                 with self.runtime.autocast():
-                    logits = self.forward(x)
-                loss = F.cross_entropy(logits.float(), y)
+                    logits = self.train_forward(x)
+                if ctx.enabled:
+                    loss, mean_loss = ddp.shard_loss(logits.float(), y, ctx.world_size, shard.total)
+                else:
+                    loss = mean_loss = F.cross_entropy(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            return StepOutput(loss, (logits.argmax(1) == y).sum(), len(y))
+            return StepOutput(mean_loss, (logits.argmax(1) == y).sum(), len(y), examples=len(y))
 
         stats = run_epoch(
             self.train_batches,
@@ -247,6 +302,7 @@ class _EpochTrainer:
             resume_from=resume_from,
             checkpoint_every=checkpoint_every,
             on_checkpoint=on_checkpoint,
+            dist_ctx=self.ctx,
         )
         val = self._validate(epoch)
         return {
@@ -261,10 +317,16 @@ class _EpochTrainer:
 
     def _validate(self, epoch: int) -> dict[str, Any]:
         p = self.run.protocol
-        ta = correct_flags(self.model, self.val, self.runtime, p.eval_batch_size)
+        ta = correct_flags(self.model, self.val, self.runtime, p.eval_batch_size, dist_ctx=self.ctx)
         # A fixed attack seed every epoch, so epoch-to-epoch RA changes are the model's.
         ra = correct_flags(
-            self.model, self.val_ra, self.runtime, p.eval_batch_size, self.val_attack, seed=p.seed
+            self.model,
+            self.val_ra,
+            self.runtime,
+            p.eval_batch_size,
+            self.val_attack,
+            seed=p.seed,
+            dist_ctx=self.ctx,
         )
         return {
             "val_ta": ta.ta,
@@ -299,7 +361,7 @@ def _inherit_trunk(run: RunSpec, model: Classifier, out_dir: Path) -> dict[str, 
 
 
 def _resolved_config(
-    run: RunSpec, suite: Suite | None, splits: DataSplits, runtime: Runtime
+    run: RunSpec, suite: Suite | None, splits: DataSplits, runtime: Runtime, ctx: DistContext
 ) -> dict:
     return {
         "run": run.to_dict(),
@@ -319,6 +381,9 @@ def _resolved_config(
             "amp": str(runtime.amp_dtype) if runtime.amp_dtype else None,
             "channels_last": runtime.channels_last,
             "compile": runtime.compile,
+            # Processes this session trained with (a resumed run may have used others).
+            "world_size": ctx.world_size,
+            "sync_bn": ctx.enabled and run.protocol.sync_bn,
         },
         "attack_bn_mode": run.protocol.train_attack.bn_mode,
         "git_revision": git_revision(),
