@@ -18,6 +18,13 @@ from external_resnet20 import resnet20
 from robench.data import load_source
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one torch thread per worker (and per subprocess a test starts)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 def _env_dir(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value) if value and Path(value).is_dir() else None
