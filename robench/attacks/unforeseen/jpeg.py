@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+from abc import abstractmethod
 
 import torch
 import torch.nn.functional as F
@@ -163,8 +164,9 @@ class _JPEGAttack(UnforeseenAttack):
         codec = jpeg_codec(x.shape[2], x.shape[3], x.device)
         return codec.decode(context["coefficients"] + NOISE_SCALE * v)
 
+    @abstractmethod
     def random_start(self, shape, x, generator) -> torch.Tensor:
-        raise NotImplementedError
+        """A random point in this attack's ball over the coefficient variables (per norm)."""
 
 
 class JPEGLinf(_JPEGAttack):
