@@ -13,7 +13,7 @@ from importlib import resources
 import pandas as pd
 from rich.table import Table
 
-from robench.leaderboard.render import integer, number
+from robench.leaderboard.paper_tables import ours_vs_paper_cells, protocol_caption
 from robench.leaderboard.schema import TABLE3
 
 PAPER_PRETEXTS = ("selfie", "rotation", "jigsaw")
@@ -64,23 +64,6 @@ def table3_rich(table: pd.DataFrame, title: str) -> Table:
         if previous is not None and row["pretext"] != previous:
             out.add_section()
         previous = row["pretext"]
-        out.add_row(
-            row["pretext"],
-            row["scenario"],
-            number(row["ta"]),
-            number(row["ra"]),
-            integer(row["epochs_to_best"]),
-            number(row["ta_paper"]),
-            number(row["ra_paper"]),
-            integer(row["epochs_paper"]),
-            number(row["ta_diff"], signed=True),
-            number(row["ra_diff"], signed=True),
-        )
-    if len(table):
-        first = table.iloc[0]
-        out.caption = (
-            f"ours: {first['model']}, {first['attack']} eps={first['eps']} "
-            f"steps={first['steps']} n={first['n_eval']}, {first['dataset']}, "
-            f"{first['device']}; paper: ResNet-50v2, PGD-20, CIFAR-10, n=10000"
-        )
+        out.add_row(row["pretext"], row["scenario"], *ours_vs_paper_cells(row))
+    out.caption = protocol_caption(table) or None
     return out
