@@ -22,7 +22,8 @@ from robench.train.diversity import diversity_logdet
 from robench.train.ensemble_pretrain import EnsembleStep
 from robench.train.pretrainer import pretrain_run
 from robench.train.run_dir import RunDir
-from robench.train.trainer import PRETRAIN_FOLDER, train_run
+from robench.train.trainer import PRETRAIN_FOLDER
+from robench.workflow import train_suite
 
 from synthetic import make_image_folder
 
@@ -294,11 +295,7 @@ def trained(tmp_path_factory, folder):
     path.write_text(SUITE)
     suite = load_suite(path)
     out = tmp_path_factory.mktemp("runs")
-    runtime, console = Runtime.select("cpu"), Console(quiet=True)
-    for spec in suite.pretrainings(list(suite.runs.values())):
-        pretrain_run(spec, out / PRETRAIN_FOLDER, runtime=runtime, console=console, data_dir=folder)
-    for run in suite.runs.values():
-        train_run(run, out, runtime=runtime, console=console, suite=suite, data_dir=folder)
+    train_suite(suite, out, only=None, device="cpu", console=Console(quiet=True), data_dir=folder)
     return suite, out
 
 
