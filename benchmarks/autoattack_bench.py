@@ -1,10 +1,11 @@
 """AutoAttack (standard version: APGD-CE, APGD-T, FAB-T, Square) through pyautoattack.
 
-robench row: robench's own evaluation path, `robench.eval.autoattack.autoattack_flags` (the
-model prepared by Runtime, bf16 autocast on CUDA, one AutoAttack per chunk of batch-size
-images with the flags saved after each chunk). Reference row: pyautoattack called once on
-the plain float32 NCHW model. With a custom --aa-attacks list (robench's path runs the
-standard version only) the robench row is pyautoattack on robench's runtime wrapper instead.
+robench row: robench's own evaluation path, the registered "autoattack" attack through the flags
+primitive `robench.flags.compute_flags` (the model prepared by Runtime, bf16 autocast on CUDA,
+one AutoAttack per chunk of images with the flags saved after each chunk). Reference row:
+pyautoattack called once on the plain float32 NCHW model. With a custom --aa-attacks list
+(robench's path runs the standard version only) the robench row is pyautoattack on robench's
+runtime wrapper instead.
 
 AutoAttack attacks only the points still classified correctly, so its time depends on the
 weights: a random or briefly trained model is fooled fast, and a robust one costs far more
@@ -22,6 +23,7 @@ from torch import nn
 from benchmarks.common import EPS, Measurement, Settings, clock
 from benchmarks.fast_path import build_model, describe_path, runtime_for
 from robench.data import ArrayDataset
+from robench.data.convert import to_float_chw
 from robench.models import create
 from robench.runtime import Runtime
 
@@ -62,14 +64,13 @@ def run_autoattack(
     logits.eval()
     data = test.first(settings.aa_images)
     # AutoAttack indexes and views its inputs: contiguous NCHW float32 on the device.
-    x = torch.from_numpy(data.images).to(device).permute(0, 3, 1, 2).float().div(255)
-    x = x.contiguous()
+    x = to_float_chw(data.images, device)
     y = torch.from_numpy(data.labels).to(device)
     _warm_up(logits, x[: settings.batch_size], y[: settings.batch_size])
     start = clock(device)
     if implementation == "robench" and standard:
         robust = _robench_path(model, data, runtime, settings)
-        how += "; robench.eval.autoattack"
+        how += "; robench.attacks.autoattack via robench.flags"
     else:
         robust = _pyautoattack(logits, x, y, settings)
     seconds = clock(device) - start
@@ -91,21 +92,24 @@ def run_autoattack(
 def _robench_path(
     model: nn.Module, data: ArrayDataset, runtime: Runtime, settings: Settings
 ) -> float:
-    from robench.eval.autoattack import autoattack_flags
-    from robench.eval.flagstore import FlagFile
+    from robench.attacks import build_attack
+    from robench.config import AttackSpec
+    from robench.flags import compute_flags
+    from robench.runs import FlagFile
 
+    spec = AttackSpec("autoattack", {"eps": EPS, "batch_size": settings.batch_size})
     with tempfile.TemporaryDirectory() as tmp:  # a fresh flag file: nothing to resume
-        flag_file = FlagFile(Path(tmp) / "aa.npz", {}, len(data))
-        flags, _ = autoattack_flags(
+        flags = compute_flags(
             model,
             data,
-            flag_file,
-            eps=EPS,
-            seed=settings.seed,
             runtime=runtime,
             batch_size=settings.batch_size,
+            attack=build_attack(spec, runtime),
+            seed=settings.seed,
+            store=FlagFile(Path(tmp) / "aa.npz", {}, len(data)),
         )
-    return float(flags.mean()) * 100
+    assert flags.ra is not None
+    return flags.ra
 
 
 def _pyautoattack(logits: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: Settings):

@@ -1,9 +1,8 @@
 """robench's own path, timed: data resident on the device (BatchIterator: batched crop + flip),
 robench's PGD under Runtime's autocast dtype, channels_last, fused SGD from make_optimizer,
-robench's run_epoch for training and correct_flags for evaluation.
-
-The training step is the one in robench/train/trainer.py (_EpochTrainer.run_epoch.step),
-rebuilt from public pieces because the trainer wants a whole run directory around it.
+robench's run_epoch driving the very training step fine-tuning uses
+(robench.train.steps.ClassifierStep), and the flags primitive for evaluation
+(robench.flags.compute_flags).
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ from __future__ import annotations
 import io
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
-from torch import nn
 
 from benchmarks.common import (
     AT_STEPS,
@@ -27,15 +24,15 @@ from benchmarks.common import (
     Settings,
     clock,
 )
-from robench.attacks import Attack
-from robench.attacks.factory import pgd_from_config
+from robench.attacks import build_attack
 from robench.config import AttackConfig
 from robench.data import ArrayDataset, BatchIterator
-from robench.eval.accuracy import correct_flags
+from robench.flags import compute_flags
 from robench.models import Classifier, create
 from robench.runtime import Runtime
-from robench.train.loop import StepFn, StepOutput, run_epoch
+from robench.train.loop import run_epoch
 from robench.train.schedule import make_optimizer
+from robench.train.steps import ClassifierStep
 
 IMPLEMENTATION = "robench"
 
@@ -49,25 +46,6 @@ def build_model(name: str, num_classes: int, runtime: Runtime, state: dict | Non
     if state is not None:
         model.load_state_dict(state)
     return runtime.prepare(model)
-
-
-def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, runtime: Runtime, attack: Attack | None
-) -> StepFn:
-    forward = runtime.maybe_compile(model)
-
-    def step(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> StepOutput:
-        if attack is not None:
-            x = attack.perturb(forward, x, y, generator)
-        with runtime.autocast():
-            logits = forward(x)
-        loss = F.cross_entropy(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return StepOutput(loss, (logits.argmax(1) == y).sum(), len(y))
-
-    return step
 
 
 class _Trainer:
@@ -88,8 +66,8 @@ class _Trainer:
         )
         attack = None
         if adversarial:
-            attack = pgd_from_config(AttackConfig(steps=AT_STEPS), self.runtime)
-        self.step = train_step(self.model, optimizer, self.runtime, attack)
+            attack = build_attack(AttackConfig(steps=AT_STEPS), self.runtime)
+        self.step = ClassifierStep(self.model, optimizer, self.runtime, attack)
         self.console = Console(file=io.StringIO())  # not a terminal: no live progress bar
 
     def batches(self, data: ArrayDataset, images: int, epoch: int) -> BatchIterator:
@@ -152,14 +130,18 @@ def robench_eval(
 ) -> Measurement:
     runtime = runtime_for(settings)
     model = build_model(name, num_classes, runtime, state)  # the evaluator does not compile
-    attack = pgd_from_config(AttackConfig(steps=EVAL_STEPS), runtime)
+    attack = build_attack(AttackConfig(steps=EVAL_STEPS), runtime)
     batch = settings.batch_size
     if settings.warmup_steps:
         warm = test.first(min(len(test), settings.warmup_steps * batch))
-        correct_flags(model, warm, runtime, batch, attack, seed=settings.seed)
+        compute_flags(
+            model, warm, runtime=runtime, batch_size=batch, attack=attack, seed=settings.seed
+        )
     data = test.first(settings.eval_images)
     start = clock(settings.device)
-    flags = correct_flags(model, data, runtime, batch, attack, seed=settings.seed)
+    flags = compute_flags(
+        model, data, runtime=runtime, batch_size=batch, attack=attack, seed=settings.seed
+    )
     seconds = clock(settings.device) - start
     return Measurement(
         name,
@@ -185,9 +167,16 @@ def precision_check(
     for label, dtype in (("robench-bf16", torch.bfloat16), ("robench-fp32", None)):
         runtime = Runtime(base.device, dtype, base.channels_last, compile=False)
         model = build_model(name, num_classes, runtime, state)
-        attack = pgd_from_config(AttackConfig(steps=EVAL_STEPS), runtime)
+        attack = build_attack(AttackConfig(steps=EVAL_STEPS), runtime)
         start = clock(settings.device)
-        flags = correct_flags(model, data, runtime, settings.batch_size, attack, seed=settings.seed)
+        flags = compute_flags(
+            model,
+            data,
+            runtime=runtime,
+            batch_size=settings.batch_size,
+            attack=attack,
+            seed=settings.seed,
+        )
         seconds = clock(settings.device) - start
         robust[label] = flags.robust
         rows.append(

@@ -1,35 +1,22 @@
-"""Suite attack settings -> an attack object configured for the runtime."""
+"""The one way an attack object is made: a spec (registered name + parameters) -> `ATTACKS`.
+
+Suites configure PGD through `AttackConfig` (`AttackConfig.spec()`), eval suites name their
+attacks directly (`AttackSpec("fog", {"eps": 128.0, "steps": 200})`); either way the attack is
+built here, with the runtime's autocast dtype, so no caller configures an attack by hand.
+"""
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-from robench.attacks.multi_pgd import MultiPGD
-from robench.attacks.pgd import PGD
-from robench.config import AttackConfig
+from robench.attacks.base import Attack
+from robench.attacks.registry import ATTACKS
+from robench.config import AttackConfig, AttackSpec
 from robench.runtime import Runtime
 
-P = TypeVar("P", bound=PGD)
 
-
-def pgd_from_config(cfg: AttackConfig, runtime: Runtime | None = None) -> PGD:
-    return _build(PGD, cfg, runtime)
-
-
-def multi_pgd_from_config(cfg: AttackConfig, runtime: Runtime | None = None) -> MultiPGD:
-    """The ensemble's attack: one perturbation per task, same settings as `pgd_from_config`."""
-    return _build(MultiPGD, cfg, runtime)
-
-
-def _build(cls: type[P], cfg: AttackConfig, runtime: Runtime | None) -> P:
-    attack = cls(
-        cfg.eps_value,
-        cfg.step_value,
-        cfg.steps,
-        norm=cfg.norm,
-        restarts=cfg.restarts,
-        bn_mode=cfg.bn_mode,
-    )
-    if runtime is not None:
-        attack.amp_dtype = runtime.amp_dtype
+def build_attack(spec: AttackSpec | AttackConfig, runtime: Runtime | None = None) -> Attack:
+    """The registered attack `spec` names, configured for `runtime` (float32 without one)."""
+    if isinstance(spec, AttackConfig):
+        spec = spec.spec()
+    attack = ATTACKS.create(spec.name, **dict(spec.params))
+    attack.amp_dtype = None if runtime is None else runtime.amp_dtype
     return attack

@@ -15,14 +15,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from robench.attacks.base import model_mode
 from robench.attacks.pgd import PGD
+from robench.attacks.registry import ATTACKS
 from robench.errors import ConfigError
 
 # (perturbed images, one per perturbation) -> the scalar to ascend (summed over the batch)
 Objective = Callable[[list[torch.Tensor]], torch.Tensor]
 
 
+@ATTACKS.register("multi_pgd")
 class MultiPGD(PGD):
     """PGD with `count` perturbations ascending a joint objective; one restart."""
 
@@ -68,7 +69,7 @@ class MultiPGD(PGD):
         order, before the first step.
         """
         x = x.detach()
-        with model_mode(model, self.bn_mode == "train"), torch.enable_grad():
+        with self.crafting(model):
             points = [
                 (x + self._random_delta(x, generator)).clamp_(0, 1) if self.random_start else x
                 for _ in range(count)

@@ -1,26 +1,43 @@
-"""Suite files and their typed, validated configuration."""
+"""Suite files and their typed, validated configuration (layer 1: imports nothing above it).
 
-from robench.config.protocol import AttackConfig, PretrainProtocol, Protocol
-from robench.config.suite import (
+choices.py   the closed sets (norm, BN mode, scenario, pretraining mode, checkpoint) as Literals
+typed.py     the typed builder: TOML/JSON tables -> frozen dataclasses, unknown keys refused
+protocol.py  AttackConfig, AttackSpec, Protocol, PretrainProtocol, RuntimeConfig
+specs.py     PretrainSpec, RunSpec, Suite
+suite.py     load_suite: a suite file -> Suite, validated
+tables.py    [tables.*]: which runs make which rows of Tables 5-8 and Figure 3
+"""
+
+from robench.config.protocol import (
+    AttackConfig,
+    AttackSpec,
+    PretrainProtocol,
+    Protocol,
+    RuntimeConfig,
+)
+from robench.config.specs import (
     ENSEMBLE,
     FINETUNE_SCENARIOS,
+    PAPER_PRETEXTS,
     PRETRAIN_MODES,
     PretrainSpec,
     RunSpec,
     Suite,
-    load_suite,
-    resolve_suite_path,
 )
+from robench.config.suite import load_suite, resolve_suite_path
 
 __all__ = [
     "ENSEMBLE",
     "FINETUNE_SCENARIOS",
+    "PAPER_PRETEXTS",
     "PRETRAIN_MODES",
     "AttackConfig",
+    "AttackSpec",
     "PretrainProtocol",
     "PretrainSpec",
     "Protocol",
     "RunSpec",
+    "RuntimeConfig",
     "Suite",
     "load_suite",
     "resolve_suite_path",

@@ -6,14 +6,30 @@ run; the typed builder rejects unknown keys and wrong types before anything trai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from robench.config.choices import BNMode, Norm, choices
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError
 
 # Protocol.auxiliary: heads trained jointly with the classifier (None: no auxiliary head).
 AUXILIARY_TASKS = (None, "rotation")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A registered attack by name with its constructor parameters (robench.attacks.factory).
+
+    As a dict it is part of the key of every stored flag file the attack's evaluation writes.
+    """
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **dict(self.params)}
 
 
 @dataclass(frozen=True)
@@ -24,8 +40,8 @@ class AttackConfig:
     step_size: str = "2/255"
     steps: int = 10
     restarts: int = 1
-    norm: str = "linf"
-    bn_mode: str = "eval"
+    norm: Norm = "linf"
+    bn_mode: BNMode = "eval"
 
     def __post_init__(self) -> None:
         parse_eps(self.eps)
@@ -34,10 +50,10 @@ class AttackConfig:
             raise ConfigError(
                 f"attack needs steps >= 0 and restarts >= 1, got {self.steps}, {self.restarts}"
             )
-        if self.norm not in ("linf", "l2"):
-            raise ConfigError(f"attack norm {self.norm!r} must be 'linf' or 'l2'")
-        if self.bn_mode not in ("eval", "train"):
-            raise ConfigError(f"attack bn_mode {self.bn_mode!r} must be 'eval' or 'train'")
+        if self.norm not in choices(Norm):
+            raise ConfigError(f"attack norm {self.norm!r} must be one of {choices(Norm)}")
+        if self.bn_mode not in choices(BNMode):
+            raise ConfigError(f"attack bn_mode {self.bn_mode!r} must be one of {choices(BNMode)}")
 
     @property
     def eps_value(self) -> float:
@@ -46,6 +62,33 @@ class AttackConfig:
     @property
     def step_value(self) -> float:
         return parse_eps(self.step_size)
+
+    def spec(self, name: str = "pgd") -> AttackSpec:
+        """These settings as a spec of the PGD family ("pgd", or "multi_pgd" for ensembles)."""
+        return AttackSpec(
+            name,
+            {
+                "eps": self.eps_value,
+                "step_size": self.step_value,
+                "steps": self.steps,
+                "norm": self.norm,
+                "restarts": self.restarts,
+                "bn_mode": self.bn_mode,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """A suite's `[runtime]` table: the CUDA fast path (ignored on a CPU). Not part of any run's
+    protocol: it changes how fast a run goes, and config.json's runtime section records it."""
+
+    amp: bool = True  # bf16 autocast for training and attacks
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the forward passes
+
+
+RUNTIME_KEYS = ("amp", "channels_last", "compile")
 
 
 @dataclass(frozen=True)
@@ -77,10 +120,6 @@ class Protocol:
     # the classifier, loss CE(class) + auxiliary_weight * CE(rotation), attacked jointly.
     auxiliary: str | None = None
     auxiliary_weight: float = 0.5
-    # CUDA fast path (ignored on CPU): bf16 autocast, channels_last, torch.compile.
-    amp: bool = True
-    channels_last: bool = True
-    compile: bool = False
     # Under torchrun, BatchNorm normalises over the global batch (all ranks), as one process
     # does; false keeps per-rank statistics (cheaper, but the numbers depend on the rank count).
     sync_bn: bool = True

@@ -5,6 +5,7 @@
     [protocol]                 # fine-tuning: data, model, schedule, subsets, seed
     [protocol.train_attack]
     [pretrain_protocol]        # self-supervised pretraining defaults
+    [runtime]                  # optional: the CUDA fast path (amp, channels_last, compile)
     [pretraining.adv-rotation] # optional: a named pretraining run with overrides
     task = "rotation"
     mode = "adv"
@@ -28,12 +29,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robench.config.protocol import PretrainProtocol, Protocol
-from robench.config.tables import TableSpec, parse_tables
+from robench.config.protocol import RUNTIME_KEYS, PretrainProtocol, Protocol, RuntimeConfig
+from robench.config.specs import (
+    ENSEMBLE,
+    FINETUNE_SCENARIOS,
+    PRETRAIN_MODES,
+    PretrainSpec,
+    RunSpec,
+    Suite,
+)
+from robench.config.tables import parse_tables
 from robench.config.typed import build, merge
 from robench.errors import ConfigError
 
@@ -42,140 +50,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-FINETUNE_SCENARIOS = {
-    # name: (trunk frozen?, adversarial?) — the paper's Table 2.
-    "F1": (True, False),
-    "F2": (True, True),
-    "F3": (False, False),
-    "F4": (False, True),
-}
 SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
-# mode -> the scenario's pretraining half: P2 standard, P3 adversarial, PS random smoothing.
-PRETRAIN_MODES = {"std": "P2", "adv": "P3", "smooth": "PS"}
-ENSEMBLE = "ensemble"  # the pseudo-task: every task of `ensemble_tasks` on one shared trunk
-# PretrainProtocol keys that only mean something for an ensemble / for smoothing: left out of
-# other pretraining runs' recorded config, so run directories made before they existed resume.
-ENSEMBLE_KEYS = ("ensemble_tasks", "diversity", "diversity_ridge")
-SMOOTHING_KEYS = ("smoothing_sigma",)
 RESERVED_RUN_NAMES = {"pretrain"}  # <out>/pretrain/ holds the pretraining runs
-
-
-@dataclass(frozen=True)
-class PretrainSpec:
-    """One self-supervised pretraining run, shared by every fine-tuning run that names it."""
-
-    name: str
-    task: str
-    mode: str  # "std" (P2), "adv" (P3) or "smooth" (PS)
-    protocol: PretrainProtocol
-
-    @property
-    def adversarial(self) -> bool:
-        return self.mode == "adv"
-
-    @property
-    def smoothing(self) -> bool:
-        return self.mode == "smooth"
-
-    @property
-    def ensemble(self) -> bool:
-        return self.task == ENSEMBLE
-
-    @property
-    def scenario(self) -> str:
-        return PRETRAIN_MODES[self.mode]
-
-    def to_dict(self) -> dict[str, Any]:
-        protocol = dataclasses.asdict(self.protocol)
-        unused = (() if self.ensemble else ENSEMBLE_KEYS) + (
-            () if self.smoothing else SMOOTHING_KEYS
-        )
-        for key in unused:
-            protocol.pop(key)
-        return {"name": self.name, "task": self.task, "mode": self.mode, "protocol": protocol}
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One fine-tuning (or end-to-end, P1) run."""
-
-    name: str
-    pretrain: str  # "none" or "<mode>:<task>", mode std, adv or smooth
-    finetune: str
-    protocol: Protocol
-    pretraining: PretrainSpec | None = None
-
-    @property
-    def pretext(self) -> str:
-        return "none" if self.pretrain == "none" else self.pretrain.split(":", 1)[1]
-
-    @property
-    def scenario(self) -> str:
-        mode = self.pretrain.split(":", 1)[0]
-        return f"{PRETRAIN_MODES.get(mode, 'P1')}{self.finetune}"
-
-    @property
-    def adversarial(self) -> bool:
-        return FINETUNE_SCENARIOS[self.finetune][1]
-
-    @property
-    def frozen_trunk(self) -> bool:
-        return FINETUNE_SCENARIOS[self.finetune][0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "pretrain": self.pretrain,
-            "pretraining": None if self.pretraining is None else self.pretraining.to_dict(),
-            "finetune": self.finetune,
-            "pretext": self.pretext,
-            "scenario": self.scenario,
-            "protocol": _run_protocol_dict(self.protocol),
-        }
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    description: str
-    path: str
-    sha256: str
-    protocol: Protocol
-    runs: dict[str, RunSpec]
-    tables: dict[str, TableSpec] = dataclasses.field(default_factory=dict)
-
-    def select(self, only: list[str] | None) -> list[RunSpec]:
-        if not only:
-            return list(self.runs.values())
-        missing = [name for name in only if name not in self.runs]
-        if missing:
-            raise ConfigError(
-                f"{self.path}: no run named {missing[0]!r}; runs: {', '.join(self.runs)}"
-            )
-        return [self.runs[name] for name in only]
-
-    def pretrainings(self, runs: list[RunSpec]) -> list[PretrainSpec]:
-        """The distinct pretraining runs that `runs` start from, each once."""
-        seen: dict[str, PretrainSpec] = {}
-        for run in runs:
-            if run.pretraining is not None:
-                seen.setdefault(run.pretraining.name, run.pretraining)
-        return list(seen.values())
-
-
-# Protocol keys that only mean something for the Figure 3 baseline: left out of other runs'
-# recorded config, so run directories made before they existed still resume and skip.
-AUXILIARY_KEYS = ("auxiliary", "auxiliary_weight")
-
-
-def _run_protocol_dict(protocol: Protocol) -> dict[str, Any]:
-    recorded = dataclasses.asdict(protocol)
-    if protocol.auxiliary is None:
-        for key in AUXILIARY_KEYS:
-            recorded.pop(key)
-    if protocol.sync_bn:  # the default; config.json's runtime section records what ran
-        recorded.pop("sync_bn")
-    return recorded
 
 
 def resolve_suite_path(name_or_path: str | Path) -> Path:
@@ -200,7 +76,15 @@ def load_suite(name_or_path: str | Path) -> Suite:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     where = str(path)
-    sections = {"suite", "protocol", "pretrain_protocol", "pretraining", "runs", "tables"}
+    sections = {
+        "suite",
+        "runtime",
+        "protocol",
+        "pretrain_protocol",
+        "pretraining",
+        "runs",
+        "tables",
+    }
     unknown = sorted(set(doc) - sections)
     if unknown:
         raise ConfigError(
@@ -210,7 +94,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
     bad_meta = sorted(set(meta) - {"name", "description"})
     if bad_meta:
         raise ConfigError(f"{where}: suite.{bad_meta[0]}: unknown key; valid: description, name")
+    runtime = build(RuntimeConfig, doc.get("runtime", {}), f"{where}: runtime")
     base = doc.get("protocol", {})
+    _refuse_runtime_keys(base, f"{where}: protocol")
     protocol = build(Protocol, base, f"{where}: protocol")
     pretrain_base = doc.get("pretrain_protocol", {})
     build(PretrainProtocol, pretrain_base, f"{where}: pretrain_protocol")
@@ -230,7 +116,19 @@ def load_suite(name_or_path: str | Path) -> Suite:
         protocol=protocol,
         runs=runs,
         tables=parse_tables(doc.get("tables", {}), set(runs), where),
+        runtime=runtime,
     )
+
+
+def _refuse_runtime_keys(table: Any, at: str) -> None:
+    """amp / channels_last / compile used to be protocol keys; say where they went."""
+    if isinstance(table, dict):
+        for key in RUNTIME_KEYS:
+            if key in table:
+                raise ConfigError(
+                    f"{at}.{key}: runtime settings are suite-wide now: put {key} in the "
+                    "suite's [runtime] table"
+                )
 
 
 def _check_name(name: str, at: str) -> None:
@@ -253,6 +151,7 @@ def _build_run(
     _check_name(name, at)
     if name in RESERVED_RUN_NAMES:
         raise ConfigError(f"{at}: {name!r} is reserved for the pretraining runs' folder")
+    _refuse_runtime_keys(table, at)
     table = dict(table)
     pretrain = table.pop("pretrain", "none")
     pretraining_name = table.pop("pretraining", None)

@@ -2,7 +2,9 @@
 
 Unknown keys and wrong types are errors that name the file and the dotted key, raised before
 any training starts. Supported field types: bool, int, float, str, `X | None`,
-`tuple[X, ...]`, nested dataclasses and `dict` (a free-form table checked by its user).
+`tuple[X, ...]`, `Literal[...]` (a closed set: config/choices.py), nested dataclasses and
+`dict` (a free-form table checked by its user). JSON's null is accepted where a field is
+`X | None` (run records are read back with the same builder).
 """
 
 from __future__ import annotations
@@ -50,7 +52,15 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+            shown = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"{where}: expected one of {shown}, got {value!r}")
+        return value
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         errors = []
         for option in options:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from robench.corruptions.base import uniform
+from robench.data.convert import to_chw, to_unit
 
 # Border rules, by the name of the library behaviour they copy:
 #   "nearest"    aaa|abcd|ddd  (scipy/skimage "nearest", ImageMagick's "edge" virtual pixels)
@@ -267,5 +268,5 @@ def to_uint8_hwc(x: Tensor) -> np.ndarray:
 
 
 def from_uint8_hwc(images: np.ndarray, like: Tensor) -> Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    return t.to(device=like.device, dtype=like.dtype) / 255
+    chw = to_chw(np.ascontiguousarray(images), like.device, contiguous=False)
+    return to_unit(chw, torch.preserve_format).to(like.dtype)

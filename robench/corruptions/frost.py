@@ -23,6 +23,7 @@ from torch import Tensor
 from robench.corruptions import _ops
 from robench.corruptions.base import at_severity, randint
 from robench.corruptions.registry import CORRUPTIONS
+from robench.data.convert import to_unit
 
 PARAMS = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))  # (image, frost) weights
 TEXTURES = 5  # the official code draws one of its first five frost images
@@ -65,7 +66,7 @@ def _draw(segments: list[tuple[float, ...]], size: int) -> Tensor:
         xy = [c * SUPERSAMPLE for c in (x0, y0, x1, y1)]
         draw.line(xy, fill=round(255 * level), width=round(width * SUPERSAMPLE))
     small = canvas.reduce(SUPERSAMPLE)
-    return torch.from_numpy(np.asarray(small, dtype=np.float32) / 255)
+    return to_unit(torch.from_numpy(np.asarray(small, dtype=np.uint8)), torch.preserve_format)
 
 
 @lru_cache(maxsize=1)

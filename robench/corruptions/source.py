@@ -21,6 +21,7 @@ from robench.atomic import atomic_write
 from robench.corruptions.base import SEVERITIES, check_severity
 from robench.corruptions.registry import CORRUPTIONS
 from robench.data.cache import LOCK_TIMEOUT_S, cache_root
+from robench.data.convert import to_chw, to_unit
 from robench.errors import ConfigError, DataError
 
 CORRUPTION_NAMES = (
@@ -171,8 +172,8 @@ def generate(
     out = np.empty_like(arr)
     for chunk, start in enumerate(range(0, len(arr), CHUNK)):
         g = torch.Generator().manual_seed(_stream_seed(seed, name, severity, chunk))
-        x = torch.from_numpy(arr[start : start + CHUNK]).to(device).permute(0, 3, 1, 2)
-        y = fn(x.float() / 255, severity, g)
+        x = to_chw(arr[start : start + CHUNK], device, contiguous=False)
+        y = fn(to_unit(x, torch.preserve_format), severity, g)
         out[start : start + CHUNK] = _to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
     return out
 

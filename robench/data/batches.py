@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robench.data.convert import layout, to_chw, to_unit
 from robench.data.dataset import ArrayDataset
 
 CROP_PADDING = 4
@@ -73,9 +74,7 @@ class BatchIterator:
         if seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
         self.device = torch.device(device)
-        # copy NHWC to the device first, then transpose there (fast on GPU, once per run)
-        self.images = torch.from_numpy(data.images).to(self.device).permute(0, 3, 1, 2)
-        self.images = self.images.contiguous()
+        self.images = to_chw(data.images, self.device)  # uint8, once per run
         self.labels = torch.from_numpy(data.labels).to(self.device)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -122,7 +121,47 @@ class BatchIterator:
             if self.augment:
                 generator.manual_seed(epoch_seed(self.seed, self.epoch, i))
                 x = random_crop_flip(x, generator)
-            x = x.float().div_(255.0)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[idx]
+            yield to_unit(x, layout(self.channels_last)), self.labels[idx]
+
+
+class TensorBatches:
+    """Float images already in [0, 1] (e.g. kept adversarial examples), batched in order.
+
+    The same interface as an unshuffled `BatchIterator`, so the flags primitive scores a model
+    on crafted examples exactly as it scores it on a data set.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return -(-self.num_examples // self.batch_size)
+
+    def batch_len(self, index: int) -> int:
+        return max(0, min(self.batch_size, self.num_examples - index * self.batch_size))
+
+    def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        x = self.images[part].to(self.device)
+        return x.contiguous(memory_format=layout(self.channels_last)), self.labels[part].to(
+            self.device
+        )

@@ -7,9 +7,9 @@ input size as fine-tuning, so larger or smaller images are resized (antialiased)
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
+from robench.data.convert import to_chw
 from robench.data.dataset import ArrayDataset
 
 
@@ -18,7 +18,7 @@ def resize_dataset(data: ArrayDataset, size: int, chunk: int = 2048) -> ArrayDat
         return data
     out = np.empty((len(data), size, size, 3), dtype=np.uint8)
     for start in range(0, len(data), chunk):
-        part = torch.from_numpy(data.images[start : start + chunk]).permute(0, 3, 1, 2).float()
+        part = to_chw(data.images[start : start + chunk], contiguous=False).float()
         resized = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True)
         out[start : start + chunk] = resized.round().clamp(0, 255).byte().permute(0, 2, 3, 1)
     return ArrayDataset(out, data.labels, data.classes)

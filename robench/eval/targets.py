@@ -21,8 +21,9 @@ from torch import nn
 
 from robench.data import ArrayDataset, load_test
 from robench.errors import CheckpointError, ConfigError, RobenchError
-from robench.train.checkpoint import checkpoint_paths, load_model_checkpoint
-from robench.train.run_dir import open_run_dir
+from robench.runs import RunRecord, open_run_dir
+from robench.runs.checkpoint import checkpoint_paths, load_model_checkpoint
+from robench.runs.identity import combined_sha256, file_sha256
 
 DEFAULT_BATCH_SIZE = 250
 
@@ -38,14 +39,7 @@ class EvalTarget:
     flag_dir: Path
     batch_size: int = DEFAULT_BATCH_SIZE
     notes: list[str] = field(default_factory=list)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    record: RunRecord | None = None  # a trained run's record (None: ensembles, your models)
 
 
 def run_target(
@@ -57,46 +51,40 @@ def run_target(
 ) -> EvalTarget:
     """A trained run's checkpoint, scored on its data set's test split (first n images)."""
     rd = open_run_dir(run_path)
-    config = rd.read_config()
-    run = config["run"]
-    protocol = run["protocol"]
-    n = n if n is not None else protocol.get("eval_n")
-    test, info = load_test(protocol["data"], data_dir, n=n)
+    record = rd.read_record()
+    run = record.run
+    protocol = run.protocol
+    n = n if n is not None else protocol.eval_n
+    test, info = load_test(protocol.data, data_dir, n=n)
     notes = []
-    if _test_hash_differs(config, info):
+    if record.data.dataset != info["dataset"]:
         notes.append(
-            f"{run['name']} was trained on {config['data']['dataset']}; "
-            f"evaluating on {info['dataset']}"
+            f"{run.name} was trained on {record.data.dataset}; evaluating on {info['dataset']}"
         )
     stem = rd.checkpoint(checkpoint)
     model, meta = load_model_checkpoint(stem)
-    suite = config.get("suite") or {}
     return EvalTarget(
-        name=run["name"],
+        name=run.name,
         model=model,
         test=test,
         data_info=info,
         identity={
-            "run": run["name"],
-            "pretext": run["pretext"],
-            "scenario": run["scenario"],
-            "model": protocol["model"],
+            "run": run.name,
+            "pretext": run.pretext,
+            "scenario": run.scenario,
+            "model": protocol.model,
             "checkpoint": checkpoint,
             "epochs_to_best": int(meta["epoch"]),
-            "train_suite": suite.get("path", ""),
-            "train_suite_sha256": suite.get("sha256", ""),
+            "train_suite": "" if record.suite is None else record.suite.path,
+            "train_suite_sha256": "" if record.suite is None else record.suite.sha256,
             "run_dir": str(rd.path),
         },
-        model_hash=_sha256(checkpoint_paths(stem)[0]),
-        flag_dir=rd.path / "eval",
-        batch_size=int(protocol["eval_batch_size"]),
+        model_hash=file_sha256(checkpoint_paths(stem)[0]),
+        flag_dir=rd.eval_dir,
+        batch_size=protocol.eval_batch_size,
         notes=notes,
+        record=record,
     )
-
-
-def _test_hash_differs(config: dict[str, Any], info: dict[str, Any]) -> bool:
-    trained_on = config.get("data", {}).get("dataset")
-    return trained_on is not None and trained_on != info["dataset"]
 
 
 class SoftmaxEnsemble(nn.Module):
@@ -138,7 +126,7 @@ def ensemble_target(
     names = [m.name for m in members]
     name = name or "ensemble(" + "+".join(names) + ")"
     first = members[0]
-    model_hash = hashlib.sha256("".join(m.model_hash for m in members).encode()).hexdigest()
+    model_hash = combined_sha256(m.model_hash for m in members)
     return EvalTarget(
         name=name,
         model=SoftmaxEnsemble([m.model for m in members]),
@@ -185,7 +173,7 @@ def external_target(
         raise ConfigError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
     load_state_dict_file(model, weights)
     test, info = load_test(data, data_dir, n=n)
-    model_hash = hashlib.sha256((_sha256(file) + _sha256(weights)).encode()).hexdigest()
+    model_hash = combined_sha256((file_sha256(file), file_sha256(weights)))
     name = name or weights.stem
     return EvalTarget(
         name=name,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
+from robench.columns import BoardSchema
+
 RESULT_COLUMNS = (
     "run",
     "pretext",
@@ -116,3 +118,25 @@ def metrics_table(board: pd.DataFrame, metrics: tuple[str, ...], title: str) -> 
     if "flags" in rows:
         table.add_row("flags", *[("-" if pd.isna(v) or not v else str(v)) for v in rows["flags"]])
     return table
+
+
+def row_line(board: str, row: dict) -> str:
+    """One evaluated row as a line: the headline metrics, n, seconds and any flags."""
+    parts = [f"TA {row['ta']:.2f}"]
+    for key, label in (("ra", "RA"), ("aa_ra", "AA"), ("pgd20_ra", "PGD-20"), ("mean", "mean")):
+        if key in row:
+            parts.append(f"{label} {row[key]:.2f}")
+    flags = f"  flags: {row['flags']}" if row.get("flags") else ""
+    return (
+        f"{row['run']}: {'  '.join(parts)}  ({board}, n={row['n_eval']}, "
+        f"{row['eval_seconds']:.1f}s){flags}"
+    )
+
+
+def board_view(schema: BoardSchema, board: pd.DataFrame, title: str) -> Table | str:
+    """A board as its schema says it reads best in a terminal (`display`)."""
+    if schema.display == "path":
+        return title
+    if schema.display == "metrics":
+        return metrics_table(board, schema.display_metrics, title)
+    return board_table(board, title)

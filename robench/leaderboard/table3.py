@@ -13,10 +13,9 @@ from importlib import resources
 import pandas as pd
 from rich.table import Table
 
+from robench.config.specs import PAPER_PRETEXTS
 from robench.leaderboard.paper_tables import ours_vs_paper_cells, protocol_caption
 from robench.leaderboard.schema import TABLE3
-
-PAPER_PRETEXTS = ("selfie", "rotation", "jigsaw")
 
 
 def paper_table3() -> pd.DataFrame:

@@ -78,3 +78,19 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+ROTATION_HEAD = "rotation_head"  # the attribute (and checkpoint key prefix) of the head below
+ROTATIONS = 4  # 0, 90, 180, 270 degrees
+
+
+def attach_rotation_head(model: Classifier) -> Classifier:
+    """Give `model` a 4-way rotation head on its pooled features (in place; returns it).
+
+    Hendrycks et al.'s auxiliary head, trained by the Figure 3 baseline
+    (robench/train/rotation_aux.py). It is part of the model so checkpoints hold it; the
+    classifier's own forward ignores it, so evaluation attacks the classifier alone.
+    """
+    head = nn.Linear(model.head.fc.in_features, ROTATIONS)
+    model.add_module(ROTATION_HEAD, head.to(model.head.fc.weight.device))
+    return model

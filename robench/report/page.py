@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import robench
+from robench.leaderboard.schema import SCHEMAS
 from robench.provenance import now_iso
 
 _STYLE = """
@@ -42,45 +43,11 @@ document.querySelectorAll("table.board th").forEach((th, col) =>
 }));
 """
 
-# Columns shown in documents (all columns stay in the CSV).
-SHOWN = {
-    "pgd20": (
-        "run",
-        "pretext",
-        "scenario",
-        "model",
-        "checkpoint",
-        "ta",
-        "ra",
-        "epochs_to_best",
-        "attack",
-        "eps",
-        "steps",
-        "restarts",
-        "n_eval",
-        "seed",
-        "dataset",
-        "device",
-    ),
-    "table3": (
-        "pretext",
-        "scenario",
-        "run",
-        "ta",
-        "ra",
-        "epochs_to_best",
-        "ta_paper",
-        "ra_paper",
-        "epochs_paper",
-        "ta_diff",
-        "ra_diff",
-        "epochs_diff",
-    ),
-}
-
 
 def _columns(board: pd.DataFrame, name: str) -> list[str]:
-    shown = SHOWN.get(name)
+    """The board schema's `shown` columns (all columns stay in the CSV); unknown boards: all."""
+    schema = SCHEMAS.get(name)
+    shown = schema.shown if schema is not None else ()
     return [c for c in shown if c in board.columns] if shown else list(board.columns)
 
 

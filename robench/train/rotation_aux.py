@@ -20,18 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from robench.attacks.pgd import PGD
-from robench.models import Classifier
+from robench.models import ROTATION_HEAD, Classifier
 from robench.pretext.rotation import NUM_ROTATIONS
 from robench.runtime import Runtime
-
-ROTATION_HEAD = "rotation_head"
-
-
-def attach_rotation_head(model: Classifier) -> Classifier:
-    """Give `model` a 4-way rotation head on its pooled features (in place; returns it)."""
-    head = nn.Linear(model.head.fc.in_features, NUM_ROTATIONS)
-    model.add_module(ROTATION_HEAD, head.to(model.head.fc.weight.device))
-    return model
+from robench.train.loop import StepOutput
 
 
 def four_rotations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,3 +86,20 @@ class RotationAuxiliaryObjective:
             outputs = self.joint(inputs)
         classes = outputs.shape[1] - NUM_ROTATIONS
         return joint_loss(outputs, targets, self.weight), outputs[: len(x), :classes]
+
+
+class RotationAuxStep:
+    """The baseline's training step: the joint loss (attacked jointly), one optimiser step."""
+
+    def __init__(
+        self, objective: RotationAuxiliaryObjective, optimizer: torch.optim.Optimizer
+    ) -> None:
+        self.objective = objective
+        self.optimizer = optimizer
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> StepOutput:
+        loss, logits = self.objective.loss(x, y, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return StepOutput(loss, (logits.argmax(1) == y).sum(), len(y), examples=len(y))

@@ -7,14 +7,13 @@ strict=False and silently loaded nothing when keys were prefixed.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from torch import nn
 
 from robench.errors import CheckpointError
 from robench.models import Classifier
-from robench.train import checkpoint as ckpt
+from robench.runs import checkpoint as ckpt
 
 TRUNK_PREFIX = "trunk."
 
@@ -43,7 +42,3 @@ def freeze(module: nn.Module) -> None:
     """No gradients and BatchNorm in eval mode: a frozen trunk stays bit-identical."""
     module.requires_grad_(False)
     module.eval()
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -9,13 +9,8 @@ sqrt(1e-3 / steps) for the fog, snow and gabor variables: 0.002236 at 200 steps)
 
 from __future__ import annotations
 
-import torch
-
-from robench.attacks.base import Attack
-from robench.attacks.registry import ATTACKS
 from robench.attacks.unforeseen import elastic, fog, gabor, jpeg, snow  # noqa: F401 (register)
 from robench.attacks.unforeseen.base import UnforeseenAttack, UnforeseenResult
-from robench.errors import ConfigError
 
 FAMILIES = ("fog", "snow", "gabor", "elastic", "jpeg_linf", "jpeg_l1")
 
@@ -54,25 +49,23 @@ variables. All were calibrated with 200 steps. What they allow, in [0, 1] pixel 
 """
 
 
-def unforeseen_attack(
-    family: str,
-    eps: float,
-    steps: int,
-    step_size: float | None = None,
-    amp_dtype: torch.dtype | None = None,
-) -> Attack:
-    """Build one unforeseen attack by family name, with the runtime's autocast dtype."""
-    if family not in FAMILIES:
-        raise ConfigError(f"unknown unforeseen attack {family!r}; valid: {', '.join(FAMILIES)}")
-    attack = ATTACKS.create(family, eps=eps, steps=steps, step_size=step_size)
-    attack.amp_dtype = amp_dtype
-    return attack
+def strength_column(family: str, strength: float) -> str:
+    """The board column (and evaluation name) of one family at one strength, e.g. fog_128."""
+    return f"{family}_{strength:g}"
 
+
+PROTOCOL_COLUMNS = tuple(
+    strength_column(family, s)
+    for family, strengths in PROTOCOL_STRENGTHS.items()
+    for s in strengths
+)
+"""The 12 attacks' columns, in protocol order."""
 
 __all__ = [
     "FAMILIES",
+    "PROTOCOL_COLUMNS",
     "PROTOCOL_STRENGTHS",
     "UnforeseenAttack",
     "UnforeseenResult",
-    "unforeseen_attack",
+    "strength_column",
 ]

@@ -15,9 +15,9 @@ ascent step that keeps `v` inside the attack's own budget. The loop here does th
   is accumulated on the device and checked once at the end;
 - the model runs under `amp_dtype` autocast when set; rendering and the loss are float32.
 
-Strengths are on Kang et al.'s scales (see each family's `strength_unit`), so the base
-`Attack` pixel-ball check (`eps` in [0, 1], |x_adv - x| <= eps) does not apply: the budget is
-checked on the variables (`budget_excess`) and the image must stay finite and inside [0, 1].
+Strengths are on Kang et al.'s scales (see each family's `strength_unit`), not a pixel ball:
+the budget is checked on the variables (`budget_excess`), and the image must keep its shape and
+stay finite and inside [0, 1] (`_check_budget`, the base class's per-batch threat-model check).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robench.attacks.base import BN_MODES, Attack, model_mode
+from robench.attacks.base import Attack
 from robench.errors import ConfigError
 
 TINY = 1e-12
@@ -107,19 +107,15 @@ class UnforeseenAttack(Attack):
         *,
         bn_mode: str = "eval",
     ) -> None:
-        # Attack.__init__ insists on eps in [0, 1]; strengths here are on Kang et al.'s
-        # scales (fog 256), so the same checks are made against the right range instead.
+        super().__init__(bn_mode=bn_mode)
+        # A strength on Kang et al.'s scale (fog 256), not a fraction of [0, 1].
         if not (math.isfinite(eps) and eps >= 0):
             raise ConfigError(f"{self.name}: strength {eps!r} must be finite and >= 0")
-        if bn_mode not in BN_MODES:
-            raise ConfigError(f"{self.name}: bn_mode {bn_mode!r} must be one of {BN_MODES}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ConfigError(f"{self.name}: steps must be an integer >= 0 (got {steps!r})")
         if step_size is not None and not (math.isfinite(step_size) and step_size > 0):
             raise ConfigError(f"{self.name}: step_size must be > 0 (got {step_size!r})")
         self.eps = float(eps)
-        self.bn_mode = bn_mode
-        self.amp_dtype: torch.dtype | None = None
         self.steps = steps
         self.step_size = self.default_step_size() if step_size is None else float(step_size)
 
@@ -153,15 +149,6 @@ class UnforeseenAttack(Attack):
 
     # ---- the shared loop --------------------------------------------------------------------
 
-    def perturb(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        return self.run(model, x, y, generator).x_adv
-
     def run(
         self,
         model: nn.Module,
@@ -169,10 +156,11 @@ class UnforeseenAttack(Attack):
         y: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> UnforeseenResult:
-        """Attack (x, y) and return the images with the variables behind them (checked)."""
-        with model_mode(model, self.bn_mode == "train"), torch.enable_grad():
+        """Attack (x, y) like `perturb`, returning the variables behind the images too."""
+        with self.crafting(model):
             result = self._optimise(model, x.detach(), y, generator)
-        self._check_result(x, result)
+        self._check_variables(result)
+        self._check_budget(x, result.x_adv)
         return result
 
     def _perturb(
@@ -182,7 +170,9 @@ class UnforeseenAttack(Attack):
         y: torch.Tensor,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        return self._optimise(model, x, y, generator).x_adv
+        result = self._optimise(model, x, y, generator)
+        self._check_variables(result)
+        return result.x_adv
 
     def _optimise(
         self,
@@ -227,24 +217,20 @@ class UnforeseenAttack(Attack):
             budget_excess=excess,
         )
 
-    def _check_result(self, x: torch.Tensor, result: UnforeseenResult) -> None:
-        # One host synchronisation per batch; details are only computed when it fails.
-        ok = (result.budget_excess <= BUDGET_TOLERANCE) & self._image_ok(result.x_adv)
-        if not bool(ok):  # a NaN excess fails too
-            excess, image_ok = float(result.budget_excess), bool(self._image_ok(result.x_adv))
+    def _check_variables(self, result: UnforeseenResult) -> None:
+        # One host synchronisation per batch (a NaN excess fails too).
+        if not bool(result.budget_excess <= BUDGET_TOLERANCE):
             raise RuntimeError(
                 f"{self.name} left its threat model at strength {self.eps:g}: variables over "
-                f"their budget by {excess:.3g} (relative), image finite and in [0, 1]: {image_ok}"
+                f"their budget by {float(result.budget_excess):.3g} (relative)"
             )
-        self._check_budget(x, result.x_adv)
-
-    @staticmethod
-    def _image_ok(x_adv: torch.Tensor) -> torch.Tensor:
-        return (torch.isfinite(x_adv) & (x_adv >= 0) & (x_adv <= 1)).all()
 
     def _check_budget(self, x: torch.Tensor, x_adv: torch.Tensor) -> None:
-        # The base class's pixel-ball check does not apply: the budget lives on the variables
-        # (budget_excess, checked in run) and the range check is in `_image_ok`. Only the
-        # shape is left to check, which needs no synchronisation.
+        """The image side of the threat model: same shape, finite, inside [0, 1]."""
         if x_adv.shape != x.shape:
             raise RuntimeError(f"{self.name} changed the shape {tuple(x.shape)}")
+        if not bool((torch.isfinite(x_adv) & (x_adv >= 0) & (x_adv <= 1)).all()):
+            raise RuntimeError(
+                f"{self.name} left its threat model at strength {self.eps:g}: the image is not "
+                "finite and inside [0, 1]"
+            )

@@ -145,7 +145,7 @@ def load_optimizer_tensors(
 
 def load_model_checkpoint(stem: Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes and load its weights, checked key by key."""
-    from robench.models import MODELS, create
+    from robench.models import MODELS, attach_rotation_head, create
 
     tensors, meta = load_checkpoint(stem)
     arch = meta.get("architecture")
@@ -155,8 +155,6 @@ def load_model_checkpoint(stem: Path) -> tuple[nn.Module, dict[str, Any]]:
         )
     model = create(arch, num_classes=int(meta.get("num_classes", 10)))
     if meta.get("auxiliary") == "rotation":  # the Figure 3 baseline's head, unused by forward
-        from robench.train.rotation_aux import attach_rotation_head
-
         attach_rotation_head(model)
     load_model_tensors(model, tensors, str(checkpoint_paths(stem)[0]))
     return model, meta

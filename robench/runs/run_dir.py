@@ -1,9 +1,10 @@
 """The run directory: what a run is (config.json), how it went (metrics.jsonl), its weights.
 
-<run>/config.json          resolved suite entry + data provenance
+<run>/config.json          the run record (record.py): typed suite entry + data provenance
 <run>/metrics.jsonl        one line per epoch
 <run>/checkpoints/{last,best_ta,best_ra}.{safetensors,json}
 <run>/checkpoints/partial.*  mid-epoch state (every N steps), removed when the epoch ends
+<run>/eval/                per-example evaluation flags (flag_files.py)
 <run>/result.json          written last: its presence means the run finished
 """
 
@@ -12,18 +13,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, get_args
 
+import torch
+from torch import nn
+
+from robench.atomic import write_json_atomic
+from robench.config import PretrainSpec, RunSpec
+from robench.config.choices import CheckpointName
 from robench.errors import ConfigError, RobenchError
+from robench.runs import checkpoint as ckpt
+from robench.runs.record import RunRecord, parse_record
 
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
-    from robench.config import Suite
-    from robench.train.loop import EpochProgress
-
-CHECKPOINT_KINDS = ("best_ta", "best_ra", "last")
+CHECKPOINT_KINDS: tuple[str, ...] = get_args(CheckpointName)
+EVAL_FOLDER = "eval"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class RunDir:
     def result(self) -> Path:
         return self.path / "result.json"
 
+    @property
+    def eval_dir(self) -> Path:
+        """Where the run's evaluation flags (and kept examples) live."""
+        return self.path / EVAL_FOLDER
+
     def checkpoint(self, kind: str) -> Path:
         """The stem of a checkpoint (`.safetensors` and `.json` are added)."""
         if kind not in CHECKPOINT_KINDS:
@@ -56,26 +64,35 @@ class RunDir:
     def is_finished(self) -> bool:
         return self.result.is_file()
 
-    def read_config(self) -> dict[str, Any]:
-        return _read_json(self.config, "run config")
+    def read_record(self) -> RunRecord:
+        return parse_record(read_json(self.config, "run config"), str(self.config))
+
+    def write_record(self, record: RunRecord) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.config, record.to_json())
 
     def read_result(self) -> dict[str, Any]:
-        return _read_json(self.result, "run result")
+        return read_json(self.result, "run result")
 
-    def check_same(self, section: str, expected: dict[str, Any]) -> None:
-        """Refuse to resume or skip a run whose saved config differs from what is asked now."""
+    def write_result(self, result: dict[str, Any]) -> None:
+        write_json_atomic(self.result, result)
+
+    def check_same(self, spec: RunSpec | PretrainSpec) -> None:
+        """Refuse to resume or skip a run whose recorded spec differs from what is asked now.
+
+        The comparison is of typed specs, so keys a record predates take their defaults.
+        """
         if not self.config.is_file():
             return
-        if self.read_config().get(section) != json.loads(json.dumps(expected)):
+        if self.read_record().spec != spec:
+            what = "run" if isinstance(spec, RunSpec) else "pretraining"
             raise ConfigError(
-                f"{self.path} holds a {section} with a different configuration; "
+                f"{self.path} holds a {what} with a different configuration; "
                 "choose another --out directory or delete that run"
             )
 
     def resume(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
         """Load the `last` checkpoint (weights and optimiser state); its metadata, or None."""
-        from robench.train import checkpoint as ckpt
-
         stem = self.checkpoint("last")
         if not ckpt.checkpoint_paths(stem)[0].is_file():
             return None
@@ -85,21 +102,14 @@ class RunDir:
         return meta
 
     def resume_partial(
-        self,
-        module: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        completed_epochs: int,
-        device: torch.device,
-    ) -> EpochProgress | None:
-        """Load a mid-epoch checkpoint of epoch `completed_epochs + 1`, if there is one.
+        self, module: nn.Module, optimizer: torch.optim.Optimizer, completed_epochs: int
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The tensors and metadata of a mid-epoch checkpoint of epoch `completed_epochs + 1`.
 
-        Returns the epoch's progress (step and running sums) to continue from. A partial
-        checkpoint of another epoch is stale (the epoch finished after it was written) and is
-        ignored.
+        Weights and optimiser state are loaded into `module` and `optimizer`; the caller
+        restores the epoch's progress from the rest. A partial checkpoint of another epoch is
+        stale (the epoch finished after it was written) and is ignored.
         """
-        from robench.train import checkpoint as ckpt
-        from robench.train.loop import EpochProgress
-
         stem = self.partial_checkpoint
         if not ckpt.checkpoint_paths(stem)[0].is_file():
             return None
@@ -108,20 +118,11 @@ class RunDir:
             return None
         ckpt.load_model_tensors(module, tensors, str(stem))
         ckpt.load_optimizer_tensors(optimizer, module, tensors)
-        return EpochProgress.restore(tensors, meta["progress"], device)
+        return tensors, meta
 
     def drop_partial(self) -> None:
-        from robench.train import checkpoint as ckpt
-
         for path in ckpt.checkpoint_paths(self.partial_checkpoint):
             path.unlink(missing_ok=True)
-
-
-def suite_provenance(suite: Suite | None) -> dict[str, str] | None:
-    """What a run records of the suite file it came from."""
-    return (
-        None if suite is None else {"name": suite.name, "path": suite.path, "sha256": suite.sha256}
-    )
 
 
 def open_run_dir(path: str | Path) -> RunDir:
@@ -139,7 +140,7 @@ def open_run_dir(path: str | Path) -> RunDir:
     return run
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -1,0 +1,185 @@
+"""The main commands: train, eval, reproduce, quickstart, transfer-matrix.
+
+Each builds a typed request or loads a suite, starts a Session, and calls robench.workflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from robench.cli.common import CheckpointEvery, DataDir, Device, app, console, session_for
+from robench.errors import RobenchError
+
+
+@app.command()
+def train(
+    suite: Annotated[str, typer.Argument(help="Suite TOML file, or a shipped suite's name.")],
+    out: Annotated[Path, typer.Option(help="Directory that gets one folder per run.")],
+    only: Annotated[list[str] | None, typer.Option(help="Train only these runs.")] = None,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+    checkpoint_every: CheckpointEvery = 100,
+) -> None:
+    """Train a suite's runs (resuming unfinished ones, skipping finished ones)."""
+    from robench.config import load_suite
+    from robench.workflow import train as run_train
+
+    loaded = load_suite(suite)
+    session = session_for(device, data_dir, checkpoint_every, loaded)
+    trained = run_train(session, loaded, out, only)
+    console.print(f"trained {len(trained.runs)} run(s) under {out}")
+
+
+@app.command("eval")
+def eval_(
+    run_dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Run directories to evaluate.")
+    ] = None,
+    suite: Annotated[
+        str, typer.Option(help="pgd20, autoattack, unforeseen, corruptions or all.")
+    ] = "pgd20",
+    leaderboard_dir: Annotated[Path, typer.Option(help="Where <suite>.csv goes.")] = Path(
+        "leaderboards"
+    ),
+    n: Annotated[
+        int | None, typer.Option(help="First n test images (default: run's eval_n or all).")
+    ] = None,
+    checkpoint: Annotated[
+        str, typer.Option(help="best_ta (the paper's), best_ra or last.")
+    ] = "best_ta",
+    seed: Annotated[int, typer.Option(help="Seed of the attacks' random starts.")] = 0,
+    ensemble: Annotated[
+        bool, typer.Option(help="Evaluate the runs as one softmax-averaging ensemble.")
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Row name for an ensemble or an external model.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Your own model: FILE.py:FACTORY (with --weights).")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="State dict for --model (.pt/.pth or .safetensors).")
+    ] = None,
+    data: Annotated[str, typer.Option(help="Data source for --model.")] = "cifar10",
+    eps: Annotated[str | None, typer.Option(help="Override the attack eps, e.g. 4/255.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override the attack steps.")] = None,
+    step_size: Annotated[
+        str | None, typer.Option(help="Override the PGD step size, e.g. 1/255.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size.")] = None,
+    corruptions_dir: Annotated[
+        Path | None, typer.Option(help="Official CIFAR-10-C folder (default: generate).")
+    ] = None,
+    allow_randomized: Annotated[
+        bool, typer.Option(help="Evaluate a randomised model anyway (flagged).")
+    ] = False,
+    allow_training_mode: Annotated[
+        bool, typer.Option(help="Evaluate a model stuck in training mode anyway (flagged).")
+    ] = False,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+) -> None:
+    """Evaluate runs, an ensemble of runs, or your own model; upsert rows into the boards."""
+    from robench.eval.request import EvalRequest
+    from robench.workflow import evaluate_request
+
+    request = EvalRequest(
+        run_dirs=tuple(run_dirs or ()),
+        suite=suite,
+        leaderboard_dir=leaderboard_dir,
+        n=n,
+        checkpoint=checkpoint,  # type: ignore[arg-type]  (checked by the request)
+        seed=seed,
+        ensemble=ensemble,
+        name=name,
+        model=model,
+        weights=weights,
+        data=data,
+        eps=eps,
+        steps=steps,
+        step_size=step_size,
+        batch_size=batch_size,
+        corruptions_dir=corruptions_dir,
+        allow_randomized=allow_randomized,
+        allow_training_mode=allow_training_mode,
+        data_dir=data_dir,
+    )
+    evaluate_request(session_for(device, data_dir), request)
+
+
+@app.command()
+def reproduce(
+    suite: Annotated[str, typer.Argument(help="Suite TOML file, or a shipped suite's name.")],
+    out: Annotated[Path, typer.Option(help="Gets runs/ and leaderboards/.")],
+    only: Annotated[list[str] | None, typer.Option(help="Only these runs.")] = None,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+    checkpoint_every: CheckpointEvery = 100,
+) -> None:
+    """Train every run of a suite, evaluate each, and write the leaderboards."""
+    from robench.config import load_suite
+    from robench.workflow import reproduce as run_reproduce
+
+    loaded = load_suite(suite)
+    done = run_reproduce(session_for(device, data_dir, checkpoint_every, loaded), loaded, out, only)
+    console.print(f"leaderboards: {done.boards.folder}", soft_wrap=True)
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("robench-quickstart"),
+    data_dir: DataDir = None,
+    device: Device = "auto",
+) -> None:
+    """Reproduce suites/quick.toml (P1F3 vs P1F4 on CPU in minutes) and say where it went."""
+    import time
+
+    from robench.config import load_suite
+    from robench.workflow import reproduce as run_reproduce
+
+    start = time.perf_counter()
+    quick = load_suite("quick")
+    done = run_reproduce(session_for(device, data_dir, suite=quick), quick, out, None)
+    minutes = (time.perf_counter() - start) / 60
+    boards = done.boards.folder
+    console.print(
+        f"\n[bold green]quickstart done[/bold green] in {minutes:.1f} min.\n"
+        f"  runs:         {out / 'runs'}\n"
+        f"  leaderboards: {boards / 'pgd20.csv'}, {boards / 'table3.csv'}\n"
+        f"  report:       {done.report}\n"
+        f"  show one:     robench leaderboard show {boards / 'table3.csv'}",
+        soft_wrap=True,
+    )
+
+
+@app.command("transfer-matrix")
+def transfer_matrix_(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (2 or more).")],
+    out: Annotated[Path, typer.Option(help="Gets the CSVs and PNGs.")],
+    attack: Annotated[str, typer.Option(help="Evaluation suite whose attack is used.")] = "pgd20",
+    n: Annotated[
+        int | None, typer.Option(help="First n test images (default: runs' eval_n).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the attack's random start.")] = 0,
+    data_dir: DataDir = None,
+    device: Device = "auto",
+) -> None:
+    """Attack success rates of each run's examples on every run, and their overlaps."""
+    from robench.distributed import current
+    from robench.eval.suites import EvalOptions, get_eval_suite
+    from robench.workflow import transfer_analysis
+
+    if get_eval_suite(attack).transferable(EvalOptions()) is None:
+        raise RobenchError(f"--attack {attack}: transfer analysis needs a PGD suite (pgd20)")
+    if n is not None and n < 1:
+        raise RobenchError(f"--n must be >= 1, got {n}")
+    session = session_for(device, data_dir)
+    figures = current().on_main(  # not sharded: under torchrun, rank 0 does it all
+        lambda: transfer_analysis(
+            session, list(run_dirs), out, out, n=n, seed=seed, suite_name=attack
+        )
+    )
+    console.print("figures:\n" + "\n".join(f"  {p}" for p in figures or []), soft_wrap=True)

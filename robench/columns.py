@@ -1,0 +1,138 @@
+"""The vocabulary every board is written in: `Column`, `BoardSchema`, and the shared groups.
+
+Every number carries its protocol (attack, eps as a fraction string and as a float, steps,
+restarts, number of images, seed, data set and whether it is the JPEG copy, device, version,
+git revision, the training suite and its hash, date). The groups below spell those columns
+once; each eval suite (robench/eval/suites/) declares the schema of the board it fills with
+them, the paper tables (robench/leaderboard/schema.py) declare theirs, and
+`robench.leaderboard.SCHEMAS` indexes all of them. It sits at the bottom of the package so
+that both the stages that produce rows and the results layer that stores them can use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Display = Literal["rows", "metrics", "path"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # pandas dtype: string, float64, Int64, Float64, boolean
+    doc: str
+
+
+@dataclass(frozen=True)
+class BoardSchema:
+    """One board: its columns, what identifies a row, what `diff` compares, how it is shown."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # what identifies a row: upserts replace, diffs match on it
+    metrics: tuple[str, ...]  # what `leaderboard diff` compares against a tolerance
+    percent: tuple[str, ...] = ()  # metrics that must lie in [0, 100]
+    # Documents (Markdown, the HTML report) show these columns (empty: all of them).
+    shown: tuple[str, ...] = ()
+    # The terminal: one row per run ("rows"), the board on its side with these metrics as rows
+    # ("metrics", for wide boards), or only where the file is ("path", for long boards).
+    display: Display = "rows"
+    display_metrics: tuple[str, ...] = ()
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        return {c.name: c.dtype for c in self.columns}
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+PROVENANCE = (
+    Column("attack", "string", "attack name, e.g. pgd-linf"),
+    Column("eps", "string", "attack budget as a fraction of the [0, 1] range, e.g. 8/255"),
+    Column("eps_value", "float64", "the same budget as a float"),
+    Column("step_size", "string", "attack step size as a fraction, e.g. 2/255"),
+    Column("steps", "Int64", "attack iterations"),
+    Column("restarts", "Int64", "random restarts (worst case per example)"),
+    Column("n_eval", "Int64", "test images evaluated: the first n in the data set's order"),
+    Column("seed", "Int64", "seed of the attack's random start"),
+    Column("dataset", "string", "data set label; says when it is a JPEG copy"),
+    Column("is_jpeg_copy", "boolean", "true when evaluated on a lossy JPEG copy of the data"),
+    Column("device", "string", "cpu or the GPU's name"),
+    Column("robench_version", "string", "robench version that produced the row"),
+    Column("git_revision", "string", "robench commit (+dirty with local changes)"),
+    Column("train_suite", "string", "the suite file the run was trained from"),
+    Column("train_suite_sha256", "string", "SHA-256 of that suite file"),
+    Column("date", "string", "UTC time the row was written (ISO 8601)"),
+)
+ATTACK_COLUMNS = ("attack", "eps", "eps_value", "step_size", "steps", "restarts")
+
+RUN = (
+    Column("run", "string", "run name (the run directory's name)"),
+    Column("pretext", "string", "pretext task of the pretraining, or none"),
+    Column("scenario", "string", "P1-P3 x F1-F4, the paper's Table 2"),
+    Column("model", "string", "architecture"),
+    Column("checkpoint", "string", "best_ta (the paper's selection), best_ra or last"),
+    Column("epochs_to_best", "Int64", "epoch at which the evaluated checkpoint was reached"),
+)
+SUITE = Column("suite", "string", "evaluation suite")
+TA = Column("ta", "float64", "clean test accuracy, %")
+
+HONESTY = (
+    Column(
+        "flags",
+        "string",
+        "sanity-check flags (empty = all passed): zero_gradients:k/n, softmax_output, "
+        "randomized, training_mode; AutoAttack's own as aa_*",
+    ),
+    Column("overrides", "string", "attack settings overridden on the command line, e.g. steps=10"),
+)
+TAIL = (
+    *HONESTY,
+    Column("eval_seconds", "float64", "wall time of the evaluation"),
+    Column("run_dir", "string", "the run directory evaluated (an ensemble: all of them)"),
+)
+ROW_KEY = (
+    "run",
+    "suite",
+    "checkpoint",
+    "attack",
+    "eps",
+    "step_size",
+    "steps",
+    "restarts",
+    "n_eval",
+    "seed",
+    "dataset",
+    "overrides",
+)
+# What documents show of a run's evaluation row (the CSV keeps every column).
+RUN_ROW_SHOWN = ("run", "pretext", "scenario", "model", "checkpoint")
+PROTOCOL_SHOWN = ("attack", "eps", "steps", "restarts", "n_eval", "seed", "dataset", "device")
+
+
+def eval_board(
+    name: str,
+    metrics: tuple[Column, ...],
+    *,
+    compared: tuple[str, ...],
+    percent: tuple[str, ...],
+    provenance: tuple[Column, ...] = PROVENANCE,
+    key: tuple[str, ...] = ROW_KEY,
+    shown: tuple[str, ...] = (),
+    display: Display = "rows",
+    display_metrics: tuple[str, ...] = (),
+) -> BoardSchema:
+    """The board of an eval suite: run identity, the suite's metrics, protocol, honesty."""
+    return BoardSchema(
+        name=name,
+        columns=(RUN[0], SUITE, *RUN[1:], *metrics, *provenance, *TAIL),
+        key=key,
+        metrics=compared,
+        percent=percent,
+        shown=shown,
+        display=display,
+        display_metrics=display_metrics,
+    )

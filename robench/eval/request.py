@@ -1,0 +1,105 @@
+"""What `robench eval` was asked, as one typed, validated request (the CLI only fills it in).
+
+The rules live here, not in the command line, so a Python caller gets the same checks and the
+same one-line errors: which kind of target (run directories, an ensemble of them, or your own
+`FILE.py:FACTORY` model), which suite, which overrides, and what each combination forbids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from robench.config.choices import CheckpointName, choices
+from robench.errors import ConfigError, RobenchError
+from robench.eval.suites import EvalOptions, Overrides, expand_suites
+from robench.eval.targets import EvalTarget, ensemble_target, external_target, run_target
+
+STATE_FOLDER = ".eval-state"  # <leaderboard-dir>/.eval-state: flags of ensembles and models
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    run_dirs: tuple[Path, ...] = ()
+    suite: str = "pgd20"
+    leaderboard_dir: Path = Path("leaderboards")
+    n: int | None = None
+    checkpoint: CheckpointName = "best_ta"
+    seed: int = 0
+    ensemble: bool = False
+    name: str | None = None  # the row name of an ensemble or an external model
+    model: str | None = None  # FILE.py:FACTORY
+    weights: Path | None = None
+    data: str = "cifar10"  # the data source of an external model
+    eps: str | None = None
+    steps: int | None = None
+    step_size: str | None = None
+    batch_size: int | None = None
+    corruptions_dir: Path | None = None
+    allow_randomized: bool = False
+    allow_training_mode: bool = False
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        expand_suites(self.suite)  # an unknown suite fails before anything loads
+        if self.checkpoint not in choices(CheckpointName):
+            raise ConfigError(
+                f"--checkpoint {self.checkpoint!r} must be one of "
+                f"{', '.join(choices(CheckpointName))}"
+            )
+        if self.n is not None and self.n < 1:
+            raise RobenchError(f"--n must be >= 1, got {self.n}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise RobenchError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if (self.model is None) != (self.weights is None):
+            raise RobenchError("--model FILE.py:FACTORY and --weights FILE go together")
+        if self.model is None and not self.run_dirs:
+            raise RobenchError("give run directories to evaluate, or --model and --weights")
+        if self.model is not None and self.run_dirs:
+            raise RobenchError("evaluate either run directories or one --model, not both")
+        if self.ensemble and len(self.run_dirs) < 2:
+            raise RobenchError("--ensemble needs at least two run directories")
+        if self.corruptions_dir is not None and not self.corruptions_dir.is_dir():
+            raise RobenchError(f"--corruptions-dir {self.corruptions_dir} is not a directory")
+        self.options()  # the overrides' own checks
+
+    @property
+    def state_root(self) -> Path:
+        return self.leaderboard_dir / STATE_FOLDER
+
+    def options(self) -> EvalOptions:
+        return EvalOptions(
+            seed=self.seed,
+            overrides=Overrides(eps=self.eps, steps=self.steps, step_size=self.step_size),
+            corruptions_dir=self.corruptions_dir,
+            allow_randomized=self.allow_randomized,
+            allow_training_mode=self.allow_training_mode,
+            batch_size=self.batch_size,
+        )
+
+    def targets(self) -> Iterator[EvalTarget]:
+        """The targets, loaded one at a time (a run's model is not held after its rows)."""
+        if self.model is not None:
+            assert self.weights is not None
+            yield external_target(
+                self.model,
+                self.weights,
+                data=self.data,
+                data_dir=self.data_dir,
+                n=self.n,
+                name=self.name,
+                state_root=self.state_root,
+            )
+        elif self.ensemble:
+            yield ensemble_target(
+                list(self.run_dirs),
+                name=self.name,
+                checkpoint=self.checkpoint,
+                data_dir=self.data_dir,
+                n=self.n,
+                state_root=self.state_root,
+            )
+        else:
+            for path in self.run_dirs:
+                yield run_target(path, checkpoint=self.checkpoint, data_dir=self.data_dir, n=self.n)

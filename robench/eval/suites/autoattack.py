@@ -1,0 +1,83 @@
+"""autoattack: AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), L-inf 8/255, beside PGD-20.
+
+PGD-20 runs on the same images, so the row shows how much AutoAttack adds, and `worst_ra` is
+the per-example worst case of the two. Only --eps applies: AutoAttack is parameter-free, and
+its PGD-20 comparison keeps the default steps.
+"""
+
+from __future__ import annotations
+
+from robench.attacks.autoattack import VERSION
+from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, Column, eval_board
+from robench.config import AttackSpec
+from robench.epsilon import parse_eps
+from robench.eval.suites.base import CLEAN, EvalOptions, EvalSuite, Evaluation, Rows, Scorer
+from robench.eval.suites.pgd20 import pgd_attack, pgd_evaluation
+from robench.eval.suites.registry import EVAL_SUITES
+from robench.flags import percent
+
+AUTOATTACK_EPS = "8/255"
+DEFAULT_BATCH = 250  # AutoAttack's internal forward batch when the target sets none
+
+BOARD = eval_board(
+    "autoattack",
+    (
+        TA,
+        Column("aa_ra", "float64", "robust accuracy under AutoAttack (standard), %"),
+        Column("pgd20_ra", "float64", "robust accuracy under robench's PGD-20, same images, %"),
+        Column("worst_ra", "float64", "per-example worst case of AutoAttack and PGD-20, %"),
+        Column(
+            "aa_version", "string", "AutoAttack version: standard = APGD-CE, APGD-T, FAB-T, Square"
+        ),
+    ),
+    compared=("ta", "aa_ra", "pgd20_ra"),
+    percent=("ta", "aa_ra", "pgd20_ra", "worst_ra"),
+    shown=(*RUN_ROW_SHOWN, "ta", "aa_ra", "pgd20_ra", "worst_ra", *PROTOCOL_SHOWN, "flags"),
+)
+
+
+@EVAL_SUITES.register("autoattack")
+class AutoAttackSuite(EvalSuite):
+    name = "autoattack"
+    order = 1
+    description = "AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), L-inf 8/255, beside PGD-20"
+    board = BOARD
+    accepts = ("eps",)
+    refusal = (
+        "AutoAttack is parameter-free: only --eps applies (its PGD-20 comparison keeps the "
+        "default steps)"
+    )
+
+    def _evaluations(self, options: EvalOptions, batch_size: int) -> list[Evaluation]:
+        eps = options.overrides.eps or AUTOATTACK_EPS
+        aa = AttackSpec("autoattack", {"eps": parse_eps(eps), "batch_size": batch_size})
+        pgd = pgd_evaluation(pgd_attack(EvalOptions(overrides=options.overrides.only(("eps",)))))
+        return [CLEAN, pgd, Evaluation("autoattack", aa)]
+
+    def evaluations(self, options: EvalOptions) -> list[Evaluation]:
+        return self._evaluations(options, options.batch_size or DEFAULT_BATCH)
+
+    def rows(self, scorer: Scorer) -> Rows:
+        options = scorer.options
+        clean, pgd, aa = (scorer.flags(e) for e in self._evaluations(options, scorer.batch_size))
+        eps = options.overrides.eps or AUTOATTACK_EPS
+        columns = {
+            "attack": f"autoattack-{VERSION}",
+            "eps": eps,
+            "eps_value": parse_eps(eps),
+            "step_size": "adaptive",
+            "steps": 100,
+            "restarts": 1,
+        }
+        row = scorer.row(self.name, columns, options.overrides.text(("eps",)))
+        row.update(
+            ta=percent(clean.measured),
+            aa_ra=percent(aa.measured),
+            pgd20_ra=percent(pgd.measured),
+            worst_ra=percent(aa.measured & pgd.measured),
+            aa_version=VERSION,
+        )
+        if aa.warnings:
+            parts = set(filter(None, str(row["flags"]).split(";"))) | aa.warnings
+            row["flags"] = ";".join(sorted(parts))
+        return {self.board.name: [row]}

@@ -1,0 +1,133 @@
+"""What an eval suite is: evaluations it measures, overrides it accepts, rows it makes, its board.
+
+Every evaluation has a name (its flag file, and often its leaderboard column) and says what
+its flags are computed from: an attack (`AttackSpec`, built through ATTACKS) or none, on the
+test set or on a corrupted copy of it. A suite turns the flags of its evaluations into rows of
+its board, through a `Scorer` (the Evaluator: flags on demand, resumable, plus the columns
+every row shares). Command-line overrides (`--eps`, `--steps`, `--step-size`) change the
+evaluations and are recorded in the row's `overrides` column; a suite refuses the ones that
+mean nothing for it rather than ignoring them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from robench.columns import BoardSchema
+from robench.config import AttackSpec
+from robench.epsilon import parse_eps
+from robench.errors import ConfigError
+from robench.flags import Flags
+
+OVERRIDES = ("eps", "steps", "step_size")
+Rows = dict[str, list[dict[str, Any]]]  # board name -> its rows
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One per-example measurement: clean, or under `attack`; on the test set or corrupted."""
+
+    name: str
+    attack: AttackSpec | None = None
+    corruption: tuple[str, int] | None = None  # (name, severity): a CIFAR-10-C copy
+
+    def protocol(self) -> dict[str, Any]:
+        """Everything about it that determines its flags (part of the flag file's key)."""
+        return {
+            "attack": None if self.attack is None else self.attack.to_dict(),
+            "corruption": None if self.corruption is None else list(self.corruption),
+        }
+
+
+CLEAN = Evaluation("clean")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Attack settings given on the command line; recorded in every row they touch."""
+
+    eps: str | None = None
+    steps: int | None = None
+    step_size: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("eps", "step_size"):
+            value = getattr(self, name)
+            if value is not None:
+                parsed = parse_eps(value)
+                if not 0 < parsed <= 1:
+                    raise ConfigError(f"--{name.replace('_', '-')} {value} must be in (0, 1]")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"--steps must be >= 1, got {self.steps}")
+
+    def given(self) -> tuple[str, ...]:
+        return tuple(k for k in OVERRIDES if getattr(self, k) is not None)
+
+    def text(self, allowed: tuple[str, ...] = OVERRIDES) -> str:
+        return ";".join(f"{k}={getattr(self, k)}" for k in allowed if getattr(self, k) is not None)
+
+    def only(self, allowed: tuple[str, ...]) -> Overrides:
+        return Overrides(**{k: getattr(self, k) for k in allowed})
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to evaluate, beyond which suite: seed, overrides, sources, what to tolerate."""
+
+    seed: int = 0
+    overrides: Overrides = field(default_factory=Overrides)
+    corruptions_dir: Path | None = None  # official CIFAR-10-C files; None = generate
+    allow_randomized: bool = False
+    allow_training_mode: bool = False
+    batch_size: int | None = None
+    keep_examples: bool = False  # keep the transferable evaluation's adversarial examples
+
+
+class Scorer(Protocol):
+    """What a suite asks of the evaluator (robench/eval/evaluator.py)."""
+
+    options: EvalOptions
+    batch_size: int
+
+    def flags(self, evaluation: Evaluation, *, keep_examples: bool = False) -> Flags: ...
+
+    def row(self, suite: str, attack: dict[str, Any], overrides: str) -> dict[str, Any]: ...
+
+    def long_row(self) -> dict[str, Any]: ...
+
+
+class EvalSuite(ABC):
+    """A named suite: `robench eval --suite NAME`. One file and one registry entry each."""
+
+    name: str = ""
+    description: str = ""
+    order: int = 100  # where `--suite all` runs it (cheap, paper-critical suites first)
+    board: BoardSchema
+    extra_boards: tuple[BoardSchema, ...] = ()  # e.g. the long corruption table
+    accepts: tuple[str, ...] = ()  # the overrides that mean something for this suite
+    refusal: str = ""  # why the others do not (the one-line error)
+
+    @property
+    def boards(self) -> tuple[BoardSchema, ...]:
+        return (self.board, *self.extra_boards)
+
+    def check(self, overrides: Overrides) -> None:
+        """Refuse overrides that mean nothing for this suite instead of silently ignoring them."""
+        refused = [k for k in overrides.given() if k not in self.accepts]
+        if refused:
+            raise ConfigError(self.refusal)
+
+    @abstractmethod
+    def evaluations(self, options: EvalOptions) -> list[Evaluation]:
+        """Every evaluation whose flags the suite's rows are made of."""
+
+    @abstractmethod
+    def rows(self, scorer: Scorer) -> Rows:
+        """The suite's rows, per board, from the flags of its evaluations."""
+
+    def transferable(self, options: EvalOptions) -> Evaluation | None:
+        """The evaluation whose adversarial examples a transfer analysis reuses (None: none)."""
+        return None

@@ -1,0 +1,69 @@
+"""pgd20: clean accuracy and L-inf PGD-20 (eps 8/255, step 2/255, random start), the paper's RA."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, Column, eval_board
+from robench.config import AttackConfig
+from robench.eval.suites.base import CLEAN, EvalOptions, EvalSuite, Evaluation, Rows, Scorer
+from robench.eval.suites.registry import EVAL_SUITES
+from robench.flags import percent
+
+PGD20_ATTACK = AttackConfig(eps="8/255", step_size="2/255", steps=20, restarts=1)
+
+BOARD = eval_board(
+    "pgd20",
+    (TA, Column("ra", "float64", "robust accuracy, %: correct clean and under attack")),
+    compared=("ta", "ra"),
+    percent=("ta", "ra"),
+    shown=(*RUN_ROW_SHOWN, "ta", "ra", "epochs_to_best", *PROTOCOL_SHOWN),
+)
+
+
+def pgd_attack(options: EvalOptions) -> AttackConfig:
+    """PGD-20 with the command line's --eps / --steps / --step-size."""
+    o = options.overrides
+    changes = {"eps": o.eps, "steps": o.steps, "step_size": o.step_size}
+    return replace(PGD20_ATTACK, **{k: v for k, v in changes.items() if v is not None})
+
+
+def pgd_evaluation(cfg: AttackConfig) -> Evaluation:
+    return Evaluation("pgd", cfg.spec())
+
+
+def attack_columns(cfg: AttackConfig) -> dict[str, Any]:
+    """The protocol columns of a PGD row."""
+    return {
+        "attack": f"pgd-{cfg.norm}",
+        "eps": cfg.eps,
+        "eps_value": cfg.eps_value,
+        "step_size": cfg.step_size,
+        "steps": cfg.steps,
+        "restarts": cfg.restarts,
+    }
+
+
+@EVAL_SUITES.register("pgd20")
+class PGD20Suite(EvalSuite):
+    name = "pgd20"
+    order = 0
+    description = "clean accuracy and L-inf PGD-20 (eps 8/255, step 2/255, random start)"
+    board = BOARD
+    accepts = ("eps", "steps", "step_size")
+
+    def evaluations(self, options: EvalOptions) -> list[Evaluation]:
+        return [CLEAN, pgd_evaluation(pgd_attack(options))]
+
+    def transferable(self, options: EvalOptions) -> Evaluation:
+        return pgd_evaluation(pgd_attack(options))
+
+    def rows(self, scorer: Scorer) -> Rows:
+        options = scorer.options
+        cfg = pgd_attack(options)
+        clean = scorer.flags(CLEAN)
+        robust = scorer.flags(pgd_evaluation(cfg), keep_examples=options.keep_examples)
+        row = scorer.row(self.name, attack_columns(cfg), options.overrides.text())
+        row.update(ta=percent(clean.measured), ra=percent(robust.measured))
+        return {self.board.name: [row]}

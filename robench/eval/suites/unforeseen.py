@@ -1,0 +1,90 @@
+"""unforeseen: the 12 unforeseen attacks of Kang et al. (2019), their mean and worst case.
+
+Six families (fog, snow, gabor, elastic, JPEG-L-inf, JPEG-L1) at two calibrated strengths each
+(robench/attacks/unforeseen/__init__.py), 200 steps, untargeted. `worst` is the per-example
+worst case over all 12: an image counts only if every attack left it correctly classified.
+Only --steps applies: each family's strengths are on its own scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robench.attacks.unforeseen import PROTOCOL_COLUMNS, PROTOCOL_STRENGTHS, strength_column
+from robench.columns import RUN_ROW_SHOWN, TA, Column, eval_board
+from robench.config import AttackSpec
+from robench.eval.suites.base import CLEAN, EvalOptions, EvalSuite, Evaluation, Rows, Scorer
+from robench.eval.suites.registry import EVAL_SUITES
+from robench.flags import percent
+
+UNFORESEEN_STEPS = 200  # Kang et al.'s default and the calibration's
+CALIBRATION = "kang2019-ata (see robench/attacks/unforeseen/__init__.py)"
+COLUMNS = PROTOCOL_COLUMNS
+
+BOARD = eval_board(
+    "unforeseen",
+    (
+        TA,
+        *(
+            Column(c, "float64", f"accuracy under the unforeseen attack {c} (Kang et al. scale), %")
+            for c in COLUMNS
+        ),
+        Column("mean", "float64", "mean of the 12 unforeseen-attack accuracies, %"),
+        Column("worst", "float64", "per-example worst case over all 12 attacks, %"),
+    ),
+    compared=("ta", *COLUMNS, "mean"),
+    percent=("ta", *COLUMNS, "mean", "worst"),
+    shown=(*RUN_ROW_SHOWN, "ta", "mean", "worst", *COLUMNS, "steps", "n_eval", "dataset"),
+    display="metrics",
+    display_metrics=("ta", *COLUMNS, "mean", "worst"),
+)
+
+
+def unforeseen_evaluations(steps: int | None) -> list[Evaluation]:
+    return [
+        Evaluation(
+            strength_column(family, strength),
+            AttackSpec(family, {"eps": strength, "steps": steps or UNFORESEEN_STEPS}),
+        )
+        for family, strengths in PROTOCOL_STRENGTHS.items()
+        for strength in strengths
+    ]
+
+
+@EVAL_SUITES.register("unforeseen")
+class UnforeseenSuite(EvalSuite):
+    name = "unforeseen"
+    order = 2
+    description = (
+        "12 unforeseen attacks (Kang et al. 2019): fog, snow, gabor, elastic, JPEG-Linf, "
+        "JPEG-L1 at two strengths each, 200 steps, untargeted"
+    )
+    board = BOARD
+    accepts = ("steps",)
+    refusal = (
+        "unforeseen attacks have per-family strengths (Kang et al. scale): only --steps "
+        "applies to them"
+    )
+
+    def evaluations(self, options: EvalOptions) -> list[Evaluation]:
+        return [CLEAN, *unforeseen_evaluations(options.overrides.steps)]
+
+    def rows(self, scorer: Scorer) -> Rows:
+        options = scorer.options
+        evaluations = unforeseen_evaluations(options.overrides.steps)
+        clean = scorer.flags(CLEAN)
+        flags = {e.name: scorer.flags(e).measured for e in evaluations}
+        columns = {
+            "attack": "unforeseen-12 (Kang et al. 2019)",
+            "eps": CALIBRATION,
+            "eps_value": None,
+            "step_size": "kang2019-default",
+            "steps": options.overrides.steps or UNFORESEEN_STEPS,
+            "restarts": 1,
+        }
+        row = scorer.row(self.name, columns, options.overrides.text(("steps",)))
+        row["ta"] = percent(clean.measured)
+        row.update({name: percent(f) for name, f in flags.items()})
+        row["mean"] = float(np.mean([percent(f) for f in flags.values()]))
+        row["worst"] = percent(np.logical_and.reduce(list(flags.values())))
+        return {self.board.name: [row]}
