@@ -17,6 +17,9 @@ from external_resnet20 import resnet20
 
 from robench.data import load_source
 
+# Plain asserts in the shared helpers report like those in test modules (before they import it).
+pytest.register_assert_rewrite("helpers")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, one torch thread per worker (and per subprocess a test starts)."""

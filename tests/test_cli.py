@@ -7,44 +7,11 @@ import sys
 
 import pandas as pd
 import pytest
-
-from robench.cli import main
+from helpers import assert_one_line_error, run_cli, suite_toml
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 1
-batch_size = 50
-val_ra_subset = 10
-eval_n = 40
-eval_batch_size = 40
-[protocol.train_attack]
-steps = 1
-[protocol.val_attack]
-steps = 1
-[runs.P1F3]
-finetune = "F3"
-[runs.P1F4]
-finetune = "F4"
-"""
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["robench", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def _assert_one_line_error(code: int, err: str, needle: str) -> None:
-    assert code == 2
-    assert "Traceback" not in err
-    assert needle in err
-    assert len(err.strip().splitlines()) == 1, err
+SUITE = suite_toml()  # the tiny protocol; runs P1F3 and P1F4
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +37,7 @@ def test_missing_data_directory(monkeypatch, capsys, suite_file, tmp_path):
         "--data-dir",
         str(tmp_path / "nowhere"),
     )
-    _assert_one_line_error(code, err, "nowhere")
+    assert_one_line_error(code, err, "nowhere")
 
 
 def test_unknown_model(monkeypatch, capsys, tmp_path, folder):
@@ -86,7 +53,7 @@ def test_unknown_model(monkeypatch, capsys, tmp_path, folder):
         "--data-dir",
         str(folder),
     )
-    _assert_one_line_error(code, err, "resnet9000")
+    assert_one_line_error(code, err, "resnet9000")
     assert "preact_resnet50v2" in err
 
 
@@ -94,21 +61,21 @@ def test_malformed_suite(monkeypatch, capsys, tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(SUITE.replace("epochs = 1", "epochs = [1"))
     code, _, err = run_cli(monkeypatch, capsys, "train", str(path), "--out", str(tmp_path))
-    _assert_one_line_error(code, err, "not valid TOML")
+    assert_one_line_error(code, err, "not valid TOML")
 
 
 def test_eval_of_a_directory_that_is_no_run(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(
         monkeypatch, capsys, "eval", str(tmp_path), "--leaderboard-dir", str(tmp_path)
     )
-    _assert_one_line_error(code, err, "not a robench run directory")
+    assert_one_line_error(code, err, "not a robench run directory")
 
 
 def test_leaderboard_show_of_a_non_leaderboard(monkeypatch, capsys, tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n")
     code, _, err = run_cli(monkeypatch, capsys, "leaderboard", "show", str(path))
-    _assert_one_line_error(code, err, "not a robench leaderboard")
+    assert_one_line_error(code, err, "not a robench leaderboard")
 
 
 def test_reproduce_then_eval_writes_keyed_rows(monkeypatch, capsys, suite_file, tmp_path, folder):

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import suite_toml
 
 import robench
 from robench.attacks.pgd import PGD
@@ -48,34 +49,24 @@ from robench.train import trainer as trainer_mod
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 2
-batch_size = 31  # odd: the two ranks get 15 and 16 images of a batch
-lr = 0.05
-train_subset = 124
-val_ra_subset = 20
-eval_n = 64
-eval_batch_size = 16
-[protocol.train_attack]
-step_size = "0"
-steps = 2
-[protocol.val_attack]
-steps = 2
-[pretrain_protocol]
-epochs = 1
-batch_size = 32
-val_subset = 20
-[runs.P1F4]
-finetune = "F4"
-[runs.rotation-P2F1]
-pretrain = "std:rotation"
-finetune = "F1"
-[runs.P1F4-resumed]  # P1F4 again: one process stops it mid-epoch, two processes finish it
-finetune = "F4"
-"""
+SUITE = suite_toml(
+    epochs=2,
+    batch_size=31,  # odd: the two ranks get 15 and 16 images of a batch
+    lr=0.05,
+    train_subset=124,
+    val_ra_subset=20,
+    eval_n=64,
+    eval_batch_size=16,
+    train_attack={"step_size": "0", "steps": 2},
+    val_attack={"steps": 2},
+    pretrain_protocol={"epochs": 1, "batch_size": 32, "val_subset": 20},
+    runs={
+        "P1F4": {"finetune": "F4"},
+        "rotation-P2F1": {"pretrain": "std:rotation", "finetune": "F1"},
+        # P1F4 again: one process stops it mid-epoch, two processes finish it
+        "P1F4-resumed": {"finetune": "F4"},
+    },
+)
 
 RUNS = ("P1F4", "rotation-P2F1")
 LOSS_TOL = 1e-4

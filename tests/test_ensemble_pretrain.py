@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from helpers import suite_toml
 from rich.console import Console
 from torch import nn
 
@@ -31,40 +32,31 @@ TASKS = ("rotation", "jigsaw", "selfie")
 SMALL_SELFIE = {"selfie": {"num_layers": 1, "num_heads": 4, "ffn_dim": 64}}
 EPS, STEP = 8 / 255, 2 / 255
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 1
-batch_size = 32
-train_subset = 64
-val_ra_subset = 16
-eval_n = 16
-eval_batch_size = 16
-[protocol.train_attack]
-steps = 2
-[protocol.val_attack]
-steps = 2
-[pretrain_protocol]
-epochs = 1
-batch_size = 32
-train_subset = 64
-val_subset = 16
-[pretrain_protocol.attack]
-steps = 2
-[pretrain_protocol.task_options.selfie]
-num_layers = 1
-num_heads = 4
-ffn_dim = 64
-[pretraining.adv-ensemble-dpe]
-task = "ensemble"
-mode = "adv"
-diversity = 0.1
-[runs.ensemble-dpe-P3F4]
-pretrain = "adv:ensemble"
-pretraining = "adv-ensemble-dpe"
-finetune = "F4"
-"""
+SUITE = suite_toml(
+    batch_size=32,
+    train_subset=64,
+    val_ra_subset=16,
+    eval_n=16,
+    eval_batch_size=16,
+    train_attack={"steps": 2},
+    val_attack={"steps": 2},
+    pretrain_protocol={
+        "epochs": 1,
+        "batch_size": 32,
+        "train_subset": 64,
+        "val_subset": 16,
+        "attack": {"steps": 2},
+        "task_options": {"selfie": {"num_layers": 1, "num_heads": 4, "ffn_dim": 64}},
+    },
+    pretraining={"adv-ensemble-dpe": {"task": "ensemble", "mode": "adv", "diversity": 0.1}},
+    runs={
+        "ensemble-dpe-P3F4": {
+            "pretrain": "adv:ensemble",
+            "pretraining": "adv-ensemble-dpe",
+            "finetune": "F4",
+        }
+    },
+)
 
 
 def _images(n: int = 8, seed: int = 0) -> torch.Tensor:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import suite_toml
 from rich.console import Console
 
 from robench.config import load_suite
@@ -30,32 +31,16 @@ from robench.train.trainer import train_run
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 2
-batch_size = 16
-lr = 0.05
-val_ra_subset = 20
-eval_n = 40
-eval_batch_size = 40
-[protocol.train_attack]
-steps = 2
-[protocol.val_attack]
-steps = 2
-[pretrain_protocol]
-epochs = 2
-batch_size = 16
-val_subset = 20
-[pretrain_protocol.attack]
-steps = 1
-[runs.at]
-finetune = "F4"
-[runs.rot]
-pretrain = "adv:rotation"
-finetune = "F4"
-"""
+SUITE = suite_toml(
+    epochs=2,
+    batch_size=16,
+    lr=0.05,
+    val_ra_subset=20,
+    train_attack={"steps": 2},
+    val_attack={"steps": 2},
+    pretrain_protocol={"epochs": 2, "batch_size": 16, "val_subset": 20, "attack": {"steps": 1}},
+    runs={"at": {"finetune": "F4"}, "rot": {"pretrain": "adv:rotation", "finetune": "F4"}},
+)
 
 TIMING_KEYS = {"seconds", "train_images_per_s", "val_seconds"}
 

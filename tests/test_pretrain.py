@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from helpers import suite_toml
 from rich.console import Console
 
 from robench.config import load_suite
@@ -20,48 +21,30 @@ from robench.workflow import reproduce, train_suite
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 2
-batch_size = 40
-lr = 0.05
-val_ra_subset = 20
-eval_n = 40
-eval_batch_size = 40
-[protocol.train_attack]
-steps = 2
-[protocol.val_attack]
-steps = 2
-[pretrain_protocol]
-epochs = 2
-batch_size = 40
-val_subset = 40
-[pretrain_protocol.attack]
-steps = 3
-[pretrain_protocol.task_options.selfie]
-num_layers = 1
-num_heads = 4
-ffn_dim = 32
-[runs.P1F4]
-finetune = "F4"
-[runs.rot-P3F1]
-pretrain = "adv:rotation"
-finetune = "F1"
-[runs.rot-P3F2]
-pretrain = "adv:rotation"
-finetune = "F2"
-[runs.rot-P3F4]
-pretrain = "adv:rotation"
-finetune = "F4"
-[runs.jig-P2F3]
-pretrain = "std:jigsaw"
-finetune = "F3"
-[runs.selfie-P3F3]
-pretrain = "adv:selfie"
-finetune = "F3"
-"""
+SUITE = suite_toml(
+    epochs=2,
+    batch_size=40,
+    lr=0.05,
+    val_ra_subset=20,
+    eval_batch_size=40,
+    train_attack={"steps": 2},
+    val_attack={"steps": 2},
+    pretrain_protocol={
+        "epochs": 2,
+        "batch_size": 40,
+        "val_subset": 40,
+        "attack": {"steps": 3},
+        "task_options": {"selfie": {"num_layers": 1, "num_heads": 4, "ffn_dim": 32}},
+    },
+    runs={
+        "P1F4": {"finetune": "F4"},
+        "rot-P3F1": {"pretrain": "adv:rotation", "finetune": "F1"},
+        "rot-P3F2": {"pretrain": "adv:rotation", "finetune": "F2"},
+        "rot-P3F4": {"pretrain": "adv:rotation", "finetune": "F4"},
+        "jig-P2F3": {"pretrain": "std:jigsaw", "finetune": "F3"},
+        "selfie-P3F3": {"pretrain": "adv:selfie", "finetune": "F3"},
+    },
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from helpers import suite_toml
 from rich.console import Console
 
 from robench.config import load_suite
@@ -16,25 +17,17 @@ from robench.train.trainer import train_run
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 3
-batch_size = 32
-lr = 0.05
-val_ra_subset = 20
-eval_n = 50
-eval_batch_size = 50
-[protocol.train_attack]
-steps = 2
-[protocol.val_attack]
-steps = 2
-[runs.st]
-finetune = "F3"
-[runs.at]
-finetune = "F4"
-"""
+SUITE = suite_toml(
+    epochs=3,
+    batch_size=32,
+    lr=0.05,
+    val_ra_subset=20,
+    eval_n=50,
+    eval_batch_size=50,
+    train_attack={"steps": 2},
+    val_attack={"steps": 2},
+    runs={"st": {"finetune": "F3"}, "at": {"finetune": "F4"}},
+)
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 import torch
 import torchattacks
+from helpers import REPO, run_cli
 from rich.console import Console
 from torch import nn
 
-from robench.cli import main
 from robench.corruptions.source import CORRUPTION_NAMES
 from robench.data import ArrayDataset
 from robench.eval.runner import EvalOptions, Evaluator
@@ -36,7 +36,7 @@ from robench.runtime import Runtime
 
 CPU = Runtime.select("cpu")
 QUIET = Console(quiet=True)
-FACTORY = Path(__file__).parents[1] / "external_resnet20.py"
+FACTORY = REPO / "tests" / "external_resnet20.py"
 
 
 def _env(name: str) -> Path:
@@ -44,14 +44,6 @@ def _env(name: str) -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip(f"set {name}")
     return Path(value)
-
-
-def _run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["robench", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code or 0, out, err
 
 
 def _external_args(name: str, n: int) -> list[str]:
@@ -99,8 +91,8 @@ def _tiny() -> nn.Module:
 def test_external_model_pgd20_with_overrides_recorded(monkeypatch, capsys, tmp_path):
     boards = tmp_path / "boards"
     args = [*_external_args("resnet20-adv", 32), "--leaderboard-dir", str(boards)]
-    assert _run_cli(monkeypatch, capsys, *args)[0] == 0
-    assert _run_cli(monkeypatch, capsys, *args, "--eps", "2/255", "--steps", "5")[0] == 0
+    assert run_cli(monkeypatch, capsys, *args)[0] == 0
+    assert run_cli(monkeypatch, capsys, *args, "--eps", "2/255", "--steps", "5")[0] == 0
     board = pd.read_csv(boards / "pgd20.csv", keep_default_na=False)
     assert len(board) == 2 and set(board.pretext) == {"external"}
     default = board[board.overrides == ""].iloc[0]

@@ -8,6 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 import torch
+from helpers import suite_toml
 from rich.console import Console
 
 from robench.attacks.factory import pgd_from_config
@@ -37,28 +38,14 @@ from synthetic import make_image_folder
 N = 40
 # eval_batch_size 16 over 40 images: three batches, the last one partial, so the examples
 # only match `robench eval` if batching and the random stream are reproduced exactly.
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 1
-batch_size = 50
-val_ra_subset = 10
-eval_n = 40
-eval_batch_size = 16
-[protocol.train_attack]
-steps = 1
-[protocol.val_attack]
-steps = 1
-[runs.A]
-finetune = "F4"
-[runs.B]
-finetune = "F4"
-seed = 1
-[runs.C]
-finetune = "F4"
-seed = 2
-"""
+SUITE = suite_toml(
+    eval_batch_size=16,
+    runs={
+        "A": {"finetune": "F4"},
+        "B": {"finetune": "F4", "seed": 1},
+        "C": {"finetune": "F4", "seed": 2},
+    },
+)
 CPU = Runtime.select("cpu")
 QUIET = Console(quiet=True)
 
