@@ -78,6 +78,7 @@ def test_leaderboard_show_of_a_non_leaderboard(monkeypatch, capsys, tmp_path):
     assert_one_line_error(code, err, "not a robench leaderboard")
 
 
+@pytest.mark.slow
 def test_reproduce_then_eval_writes_keyed_rows(monkeypatch, capsys, suite_file, tmp_path, folder):
     out = tmp_path / "out"
     code, _, _ = run_cli(
@@ -131,6 +132,7 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and "preact_resnet50v2" in result.stdout
 
 
+@pytest.mark.slow
 def test_transfer_matrix_and_plot_commands(monkeypatch, capsys, suite_file, tmp_path, folder):
     out = tmp_path / "out"
     code, _, _ = run_cli(

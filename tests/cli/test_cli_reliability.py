@@ -77,6 +77,7 @@ def test_checkpoint_torn_between_its_two_files_loads_consistently(tmp_path):
     assert torch.equal(tensors[first], ckpt.model_tensors(model)[first])
 
 
+@pytest.mark.slow
 def test_disk_full_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
     monkeypatch, capsys, tmp_path, folder
 ):

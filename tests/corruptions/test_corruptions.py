@@ -94,6 +94,7 @@ MEASURES = {"frost": _decorrelation}
 @pytest.mark.parametrize(
     "name", [n for n in C.CORRUPTION_NAMES if n not in ("glass_blur", "elastic_transform")]
 )
+@pytest.mark.external
 def test_severity_is_monotone(exact_test_batch, name):
     clean = exact_test_batch[0][:24]
     measure = MEASURES.get(name, _mean_abs)
@@ -102,6 +103,7 @@ def test_severity_is_monotone(exact_test_batch, name):
     assert d[-1] > d[0]
 
 
+@pytest.mark.external
 def test_glass_blur_two_passes_beat_one(exact_test_batch):
     # the official severities trade blur against scrambling, so 1-3 are not ordered (CIFAR-10-C
     # accuracies are not either); the two-pass severities 4-5 are the strongest
@@ -340,7 +342,6 @@ def test_corrupted_test_set_generates_with_a_provenance_label(images, monkeypatc
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_generation_on_gpu_matches_cpu(images):
     clean = _uint8(images)
     for name in C.CORRUPTION_NAMES:

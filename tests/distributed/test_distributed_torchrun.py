@@ -192,6 +192,7 @@ def _assert_same_training(one: Path, two: Path) -> None:
         assert diff <= tol * max(1.0, w1[key].abs().max().item()), (key, diff)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", RUNS)
 def test_two_processes_train_what_one_trains(trained, run):
     one, two = (trained["root"] / f"nproc{n}" / run for n in (1, 2))
@@ -205,6 +206,7 @@ def test_two_processes_train_what_one_trains(trained, run):
         assert trunk and all(torch.equal(w1[k], w2[k]) for k in trunk)
 
 
+@pytest.mark.slow
 def test_two_processes_resume_what_one_process_left_mid_epoch(trained):
     assert (trained["partial"]["epoch"], trained["partial"]["progress"]["step"]) == (2, 3)
     assert "P1F4-resumed: resuming epoch 2 after step 3" in trained["stdout"]
@@ -212,6 +214,7 @@ def test_two_processes_resume_what_one_process_left_mid_epoch(trained):
     _assert_same_training(root / "nproc1" / "P1F4", root / "nproc2" / "P1F4-resumed")
 
 
+@pytest.mark.slow
 def test_only_rank_zero_prints_and_writes(trained):
     stdout = trained["stdout"]
     for run in RUNS:
@@ -221,6 +224,7 @@ def test_only_rank_zero_prints_and_writes(trained):
     assert not [name for name in files if name.endswith(".tmp")], files
 
 
+@pytest.mark.slow
 def test_sharded_pgd20_eval_gives_identical_flags(trained):
     root = trained["root"]
     rows = {}

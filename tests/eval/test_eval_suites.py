@@ -88,6 +88,8 @@ def _tiny() -> nn.Module:
 # -- external models -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.external
 def test_external_model_pgd20_with_overrides_recorded(monkeypatch, capsys, tmp_path):
     boards = tmp_path / "boards"
     args = [*_external_args("resnet20-adv", 32), "--leaderboard-dir", str(boards)]
@@ -104,6 +106,8 @@ def test_external_model_pgd20_with_overrides_recorded(monkeypatch, capsys, tmp_p
     assert validate_board(boards / "pgd20.csv")[1] == []
 
 
+@pytest.mark.slow
+@pytest.mark.external
 def test_our_pgd20_agrees_with_torchattacks(exact_test_batch, adversarial_resnet20, tmp_path):
     x, y = exact_test_batch
     n = 100
@@ -118,6 +122,8 @@ def test_our_pgd20_agrees_with_torchattacks(exact_test_batch, adversarial_resnet
     assert abs(row["ra"] - float(theirs)) <= 3  # 3 of 100 images: random-start noise
 
 
+@pytest.mark.slow
+@pytest.mark.external
 def test_autoattack_is_at_most_pgd20_and_agrees_with_torchattacks(
     exact_test_batch, adversarial_resnet20, tmp_path
 ):
@@ -142,6 +148,7 @@ def test_autoattack_is_at_most_pgd20_and_agrees_with_torchattacks(
 # -- resuming ------------------------------------------------------------------------------
 
 
+@pytest.mark.external
 @pytest.mark.slow
 def test_kill_9_eval_then_rerun_equals_uninterrupted(tmp_path):
     args = [*_external_args("resnet20-standard", 48), "--suite", "pgd20", "--batch-size", "4"]

@@ -35,6 +35,8 @@ from robench.train.trainer import train_run
 
 from synthetic import make_image_folder
 
+pytestmark = pytest.mark.slow  # every test uses the module's three trained runs
+
 N = 40
 # eval_batch_size 16 over 40 images: three batches, the last one partial, so the examples
 # only match `robench eval` if batching and the random stream are reproduced exactly.

@@ -180,6 +180,7 @@ def folder(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("synthetic"), train_per_class=10)
 
 
+@pytest.mark.slow
 def test_baseline_trains_and_its_checkpoint_reloads_with_the_head(tmp_path, folder):
     suite = _suite(tmp_path)
     train_run(

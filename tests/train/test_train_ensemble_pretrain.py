@@ -231,6 +231,7 @@ def test_g_enters_both_the_attack_and_the_training_loss():
     assert regularised == pytest.approx(plain + 0.1 * g0, abs=1e-5)
 
 
+@pytest.mark.fastpath
 def test_ensemble_step_under_bf16_autocast_gives_finite_g_and_gradients():
     backbone, ensemble = _setup()
     step = _step(backbone, ensemble, diversity=0.1)
@@ -291,6 +292,7 @@ def trained(tmp_path_factory, folder):
     return suite, out
 
 
+@pytest.mark.slow
 def test_ensemble_pretraining_run_saves_trunk_heads_and_metrics(trained):
     _, out = trained
     run = RunDir(out / PRETRAIN_FOLDER / "adv-ensemble-dpe")
@@ -314,6 +316,7 @@ def test_ensemble_pretraining_run_saves_trunk_heads_and_metrics(trained):
     assert record["train_loss_adv"] > 0
 
 
+@pytest.mark.slow
 def test_fine_tuning_inherits_the_ensemble_trunk(trained):
     suite, out = trained
     run = suite.runs["ensemble-dpe-P3F4"]
@@ -332,6 +335,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_ensemble_pretraining_resumes_mid_epoch_exactly(folder, tmp_path, monkeypatch):
     """Killed after its first mid-epoch checkpoint, rerun: the same weights as never killed.
 

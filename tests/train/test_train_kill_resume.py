@@ -42,6 +42,8 @@ SUITE = suite_toml(
     runs={"at": {"finetune": "F4"}, "rot": {"pretrain": "adv:rotation", "finetune": "F4"}},
 )
 
+pytestmark = pytest.mark.slow  # every test here trains (or kills) runs
+
 TIMING_KEYS = {"seconds", "train_images_per_s", "val_seconds"}
 
 
@@ -163,7 +165,6 @@ def _kill_when(proc: subprocess.Popen, ready, delay: float, timeout: float = 300
     return True
 
 
-@pytest.mark.slow
 def test_kill_9_train_then_rerun_equals_uninterrupted(suite_file, folder, tmp_path):
     common = ["--data-dir", str(folder), "--device", "cpu", "--checkpoint-every", "3"]
     straight = _robench("train", str(suite_file), "--out", "straight", "--only", "at", *common,
@@ -190,7 +191,6 @@ def test_kill_9_train_then_rerun_equals_uninterrupted(suite_file, folder, tmp_pa
     _assert_same_run(tmp_path / "straight" / "at", run)
 
 
-@pytest.mark.slow
 def test_kill_9_reproduce_skips_finished_runs(suite_file, folder, tmp_path):
     common = ["--data-dir", str(folder), "--device", "cpu", "--checkpoint-every", "3"]
     first = tmp_path / "out" / "runs" / "at" / "result.json"

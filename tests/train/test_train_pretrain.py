@@ -67,6 +67,7 @@ def _tensors(stem):
     return ckpt.load_checkpoint(stem)[0]
 
 
+@pytest.mark.slow
 def test_pretraining_keeps_trunk_and_task_head_apart(trained):
     _, out = trained
     run = RunDir(out / PRETRAIN_FOLDER / "adv-rotation")
@@ -80,6 +81,7 @@ def test_pretraining_keeps_trunk_and_task_head_apart(trained):
     assert records[-1]["lr"] < records[0]["lr"]  # cosine decay
 
 
+@pytest.mark.slow
 def test_adversarial_pretraining_raises_the_pretext_loss_under_attack(trained):
     _, out = trained
     for name in ("adv-rotation", "adv-selfie"):
@@ -93,6 +95,7 @@ def test_adversarial_pretraining_raises_the_pretext_loss_under_attack(trained):
     assert "train_loss_adv" not in std
 
 
+@pytest.mark.slow
 def test_jigsaw_permutations_are_restored_from_the_checkpoint(trained):
     _, out = trained
     head, meta = ckpt.load_checkpoint(out / PRETRAIN_FOLDER / "std-jigsaw" / "task_head")
@@ -103,6 +106,7 @@ def test_jigsaw_permutations_are_restored_from_the_checkpoint(trained):
     assert torch.equal(task.permutations, saved) and meta["task_config"]["seed"] == 0
 
 
+@pytest.mark.slow
 def test_fine_tuning_inherits_exactly_the_trunk(trained):
     _, out = trained
     pretrained = _tensors(out / PRETRAIN_FOLDER / "adv-rotation" / "trunk")
@@ -115,6 +119,7 @@ def test_fine_tuning_inherits_exactly_the_trunk(trained):
     assert config["inherited_trunk"]["pretraining"] == "adv-rotation"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["rot-P3F1", "rot-P3F2"])
 def test_partial_fine_tuning_leaves_the_trunk_bit_identical(trained, run):
     _, out = trained
@@ -127,6 +132,7 @@ def test_partial_fine_tuning_leaves_the_trunk_bit_identical(trained, run):
     assert any(not torch.equal(final[k], v) for k, v in initial.items() if "num_batches" not in k)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["rot-P3F4", "jig-P2F3", "selfie-P3F3"])
 def test_full_fine_tuning_changes_the_trunk(trained, run):
     _, out = trained
@@ -136,6 +142,7 @@ def test_full_fine_tuning_changes_the_trunk(trained, run):
     assert any(not torch.equal(final["model." + k], v) for k, v in pretrained.items())
 
 
+@pytest.mark.slow
 def test_a_mismatched_trunk_fails_loudly(trained, tmp_path):
     _, out = trained
     stem = out / PRETRAIN_FOLDER / "adv-rotation" / "trunk"
@@ -148,6 +155,7 @@ def test_a_mismatched_trunk_fails_loudly(trained, tmp_path):
         load_trunk(create("preact_tiny"), tmp_path / "trunk")
 
 
+@pytest.mark.slow
 def test_fine_tuning_without_its_pretraining_is_an_error(trained, tmp_path, folder):
     suite, _ = trained
     with pytest.raises(RobenchError, match="has not finished"):
@@ -160,6 +168,7 @@ def test_fine_tuning_without_its_pretraining_is_an_error(trained, tmp_path, fold
         )
 
 
+@pytest.mark.slow
 def test_reproduce_writes_table3_with_the_papers_numbers(tmp_path, folder):
     path = tmp_path / "suite.toml"
     path.write_text(SUITE.replace("epochs = 2", "epochs = 1"))
@@ -218,6 +227,7 @@ def test_suite_pretraining_references_are_checked(tmp_path):
             load(text)
 
 
+@pytest.mark.slow
 def test_pretraining_on_another_image_folder_resizes_it(tmp_path, folder):
     """Labels unused, 48x48 images: the trunk still fits the 32x32 fine-tuning model."""
     other = make_image_folder(tmp_path / "other", train_per_class=8, test_per_class=1, size=48)

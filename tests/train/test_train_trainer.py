@@ -60,6 +60,7 @@ def test_paper_schedule_decays_after_epochs_30_and_50():
     )
 
 
+@pytest.mark.slow
 def test_run_directory_holds_config_metrics_and_checkpoints(suite, folder, tmp_path):
     result = _train(suite, "at", tmp_path, folder)
     rd = RunDir(tmp_path / "at")
@@ -76,6 +77,7 @@ def test_run_directory_holds_config_metrics_and_checkpoints(suite, folder, tmp_p
     assert lines[-1]["val_ta"] > 30  # the synthetic classes are learnable
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted(suite, folder, tmp_path, monkeypatch):
     _train(suite, "at", tmp_path / "straight", folder)
 
@@ -104,6 +106,7 @@ def test_resumed_run_equals_uninterrupted(suite, folder, tmp_path, monkeypatch):
     assert metrics[0] == metrics[1]
 
 
+@pytest.mark.slow
 def test_finished_run_is_skipped_and_a_changed_one_refused(suite, folder, tmp_path, monkeypatch):
     _train(suite, "st", tmp_path, folder)
     monkeypatch.setattr(trainer_mod, "make_splits", lambda *a, **k: pytest.fail("retrained"))
@@ -116,6 +119,7 @@ def test_finished_run_is_skipped_and_a_changed_one_refused(suite, folder, tmp_pa
         _train(load_suite(path), "st", tmp_path, folder)
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_epoch_and_step(suite, folder, tmp_path, monkeypatch):
     real_ce = torch.nn.functional.cross_entropy
     monkeypatch.setattr(

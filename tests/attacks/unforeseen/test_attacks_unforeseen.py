@@ -70,6 +70,8 @@ def _assert_variables_in_budget(family: str, eps: float, result: UnforeseenResul
         raise AssertionError(family)
 
 
+@pytest.mark.slow
+@pytest.mark.external
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("level", [0, 1])
 def test_output_shape_range_and_budget(protocol_runs, family, level):
@@ -83,6 +85,8 @@ def test_output_shape_range_and_budget(protocol_runs, family, level):
     assert not torch.equal(result.x_adv, x)
 
 
+@pytest.mark.slow
+@pytest.mark.external
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_attack_lowers_a_standard_models_accuracy(protocol_runs, family):
     clean_acc, clean_loss = protocol_runs["clean"]
@@ -92,6 +96,8 @@ def test_each_attack_lowers_a_standard_models_accuracy(protocol_runs, family):
     assert loss > 3 * clean_loss  # observed: 5x (gabor) and more
 
 
+@pytest.mark.slow
+@pytest.mark.external
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_larger_strength_never_helps_the_model(protocol_runs, family):
     _, acc1, loss1 = protocol_runs[family, 0]
