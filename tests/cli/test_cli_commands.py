@@ -7,7 +7,15 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 from helpers import assert_one_line_error, run_cli, suite_toml
+
+from robench.attacks import PGD
+from robench.data import make_splits
+from robench.eval.accuracy import batch_generator
+from robench.runtime import Runtime
+from robench.train.checkpoint import load_model_checkpoint
+from robench.train.run_dir import RunDir
 
 from synthetic import make_image_folder
 
@@ -105,7 +113,21 @@ def test_reproduce_then_eval_writes_keyed_rows(monkeypatch, capsys, suite_file, 
         40,
     )
     assert row.dataset.startswith("image folder") and row.device == "cpu" and row.robench_version
-    assert 0 <= row.ra <= row.ta <= 100
+    # TA and RA recomputed here from the checkpoint the row names, image for image: the first
+    # 40 test images, one batch (eval_batch_size 40), PGD-20 seeded as batch 0 of seed 0.
+    model, _ = load_model_checkpoint(RunDir(out / "runs" / "P1F4").checkpoint(row.checkpoint))
+    test = make_splits("imagefolder", folder).test.first(40)
+    x, y = (
+        torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255,
+        torch.from_numpy(test.labels),
+    )
+    generator = batch_generator(Runtime.select("cpu"), 0, 0)
+    x_adv = PGD(8 / 255, 2 / 255, 20).perturb(model.eval(), x, y, generator)
+    with torch.no_grad():
+        clean = model(x).argmax(1) == y
+        robust = clean & (model(x_adv).argmax(1) == y)
+    assert round(row.ta * 40 / 100) == int(clean.sum())
+    assert round(row.ra * 40 / 100) == int(robust.sum())
     # Another protocol (n) is another row; the same protocol again replaces its row.
     for _ in range(2):
         code, _, _ = run_cli(

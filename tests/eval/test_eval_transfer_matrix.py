@@ -95,12 +95,38 @@ def test_asr_csv_is_square_and_its_diagonal_is_one_minus_ra(result, runs, folder
         assert diagonal == pytest.approx(1 - row["ra"] / 100, abs=1e-6)
 
 
-def test_overlaps_partition_the_images_and_add_up_to_the_asr(result):
+def _fooled(runs, folder) -> dict[tuple[str, str], torch.Tensor]:
+    """(source, target) -> per image, whether the source's cached example fools the target:
+    recomputed here from the best_ta checkpoints, wrong on the clean image or the example."""
+    test = make_splits("imagefolder", folder).test.first(N)
+    clean = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
+    models = {run.name: load_model_checkpoint(run / "checkpoints" / "best_ta")[0] for run in runs}
+
+    def predict(model, x):
+        with torch.no_grad():
+            return torch.cat([model.eval()(chunk).argmax(1) for chunk in x.split(16)])
+
+    fooled = {}
+    for source in runs:
+        examples, labels, _ = craft_or_load(source, "pgd20", None, CPU, folder, 0)
+        assert torch.equal(labels, torch.from_numpy(test.labels))
+        for name, model in models.items():
+            robust = (predict(model, clean) == labels) & (predict(model, examples) == labels)
+            fooled[source.name, name] = ~robust
+    return fooled
+
+
+def test_overlaps_partition_the_images_and_add_up_to_the_asr(result, runs, folder):
+    fooled = _fooled(runs, folder)
+    for (source, target), flags in fooled.items():  # every cell, image for image
+        assert _count(result.asr.loc[target, source]) == int(flags.sum()), (source, target)
     assert set(result.overlap.source) == {"A", "B", "C"}
     for row in result.overlap.itertuples(index=False):
-        parts = (row.only_a, row.only_b, row.both, row.neither)
-        assert sum(parts) == pytest.approx(1.0, abs=1e-12)
-        assert sum(_count(p) for p in parts) == N
+        assert row.n == N
+        a, b = fooled[row.source, row.target_a], fooled[row.source, row.target_b]
+        parts = {"only_a": a & ~b, "only_b": ~a & b, "both": a & b, "neither": ~a & ~b}
+        for column, flags in parts.items():
+            assert _count(getattr(row, column)) == int(flags.sum()), (row, column)
         assert _count(row.only_a) + _count(row.both) == _count(
             result.asr.loc[row.target_a, row.source]
         )

@@ -7,6 +7,7 @@ from rich.console import Console
 
 from robench.config import load_suite
 from robench.config.suite import SUITES_DIR
+from robench.data import make_splits
 from robench.errors import ConfigError
 from robench.runtime import Runtime
 from robench.train import checkpoint as ckpt
@@ -68,8 +69,20 @@ def test_run_directory_holds_config_metrics_and_checkpoints(suite, folder, tmp_p
     assert config["run"]["scenario"] == "P1F4" and config["data"]["train"] == 360
     lines = [json.loads(line) for line in rd.metrics.read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3]
-    assert all(0 <= r["val_ra"] <= r["val_ra_clean"] <= 100 for r in lines)
     assert all(r["val_n"] == 40 and r["val_ra_n"] == 20 for r in lines)
+    # The last epoch's validation, recomputed here from the last checkpoint: TA on the 40
+    # validation images, the RA subset's clean accuracy on the first 20 of them; and the
+    # validation attack takes images from that subset (RA below its clean accuracy).
+    p = suite.runs["at"].protocol
+    val = make_splits(p.data, folder, val_fraction=p.val_fraction, seed=p.seed).val
+    model, _ = ckpt.load_model_checkpoint(rd.checkpoint("last"))
+    with torch.no_grad():
+        x = torch.from_numpy(val.images).permute(0, 3, 1, 2).float() / 255
+        right = model.eval()(x).argmax(1) == torch.from_numpy(val.labels)
+    assert round(lines[-1]["val_ta"] * 40 / 100) == int(right.sum())
+    assert round(lines[-1]["val_ra_clean"] * 20 / 100) == int(right[:20].sum())
+    assert all(r["val_ra"] >= 0 for r in lines)
+    assert any(r["val_ra"] < r["val_ra_clean"] for r in lines)
     assert result["epochs_to_best"] == max(lines, key=lambda r: r["val_ta"])["epoch"]
     _, meta = ckpt.load_model_checkpoint(rd.checkpoint("best_ta"))
     assert meta["epoch"] == result["epochs_to_best"] and meta["scenario"] == "P1F4"

@@ -80,8 +80,12 @@ def test_output_shape_range_and_budget(protocol_runs, family, level):
     assert result.x_adv.shape == x.shape and result.x_adv.dtype == x.dtype
     assert torch.isfinite(result.x_adv).all()
     assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
-    assert result.budget_excess <= 1e-4
-    _assert_variables_in_budget(family, PROTOCOL_STRENGTHS[family][level], result)
+    eps = PROTOCOL_STRENGTHS[family][level]
+    _assert_variables_in_budget(family, eps, result)
+    # (run() already refused an excess over its tolerance; what can still be wrong is the
+    # bookkeeping: the recorded excess is the worst over all iterates, the returned included)
+    returned = unforeseen_attack(family, eps, STEPS).budget_excess(result.variables, result.context)
+    assert float(returned.amax()) <= float(result.budget_excess)
     assert not torch.equal(result.x_adv, x)
 
 
