@@ -4,6 +4,10 @@ ROBENCH_DATA     the CIFAR-10 image folder (here: ../shared/data/cifar10-jpeg)
 ROBENCH_EXACT    exact pixels of the first 1,017 test images (../shared/data/cifar10-exact)
 ROBENCH_EXTERNAL the folder with resnet20-standard.pth and resnet20-adv.pth (../shared/external)
 .ci/run sets all three; tests that need one skip where it is not set.
+
+Markers (registered in pyproject.toml) work by themselves: `gpu` tests are skipped here when
+there is no CUDA, and a test that uses one of the external fixtures below is marked
+`external` even if its module forgot to say so.
 """
 
 from __future__ import annotations
@@ -17,12 +21,30 @@ from external_resnet20 import resnet20
 
 from robench.data import load_source
 
+# Plain asserts in the shared helpers report like those in test modules (before they import it).
+pytest.register_assert_rewrite("helpers")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, one torch thread per worker (and per subprocess a test starts)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
+
+
+EXTERNAL_FIXTURES = frozenset({"standard_resnet20", "adversarial_resnet20", "exact_test_batch"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    no_cuda = pytest.mark.skip(reason="gpu: needs CUDA, and torch.cuda.is_available() is False")
+    cuda = torch.cuda.is_available()
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & EXTERNAL_FIXTURES and item.get_closest_marker("external") is None:
+            item.add_marker(pytest.mark.external)
+        if not cuda and item.get_closest_marker("gpu") is not None:
+            item.add_marker(no_cuda)
 
 
 def _env_dir(name: str) -> Path | None:

@@ -34,6 +34,7 @@ def test_exact_pixels_without_augmentation():
     assert y.dtype == torch.int64 and y.tolist() == data.labels.tolist()
 
 
+@pytest.mark.fastpath
 def test_drop_last_and_channels_last():
     it = BatchIterator(dataset(), 10, drop_last=True, channels_last=True)
     assert len(it) == 3 and len(list(it)) == 3
@@ -109,7 +110,6 @@ def test_resuming_at_an_epoch_reproduces_its_batches():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_same_code_runs_on_cuda():
     data = dataset()
     plain = BatchIterator(data, 37, device="cuda")

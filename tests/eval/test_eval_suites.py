@@ -6,6 +6,7 @@ CIFAR-10 pixels; the suite mechanics use a tiny model so every suite runs in sec
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -19,15 +20,15 @@ import pandas as pd
 import pytest
 import torch
 import torchattacks
+from helpers import REPO, run_cli
 from rich.console import Console
 from torch import nn
 
-from robench.cli import main
 from robench.corruptions.source import CORRUPTION_NAMES
 from robench.data import ArrayDataset
 from robench.eval.runner import EvalOptions, Evaluator
 from robench.eval.sanity import EvaluationRefused
-from robench.eval.suites import Overrides
+from robench.eval.suites import Overrides, unforeseen_evaluations
 from robench.eval.targets import EvalTarget, SoftmaxEnsemble
 from robench.leaderboard import validate_board
 from robench.leaderboard.schema import UNFORESEEN_COLUMNS
@@ -36,7 +37,7 @@ from robench.runtime import Runtime
 
 CPU = Runtime.select("cpu")
 QUIET = Console(quiet=True)
-FACTORY = Path(__file__).parents[1] / "external_resnet20.py"
+FACTORY = REPO / "tests" / "external_resnet20.py"
 
 
 def _env(name: str) -> Path:
@@ -44,14 +45,6 @@ def _env(name: str) -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip(f"set {name}")
     return Path(value)
-
-
-def _run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["robench", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code or 0, out, err
 
 
 def _external_args(name: str, n: int) -> list[str]:
@@ -88,6 +81,17 @@ def _target(model: nn.Module, tmp_path: Path, n: int = 16, name: str = "m") -> E
     )
 
 
+def _stored_flags(flag_dir: Path, kind: str) -> dict[str, np.ndarray]:
+    """Evaluation name -> the per-example flags `robench eval` stored for it (kind `kind`)."""
+    flags = {}
+    for sidecar in flag_dir.glob("*.json"):
+        info = json.loads(sidecar.read_text())
+        if info["protocol"]["kind"] == kind:
+            with np.load(sidecar.with_suffix(".npz")) as data:
+                flags[info["evaluation"]] = np.asarray(data["flags"], dtype=bool)
+    return flags
+
+
 def _tiny() -> nn.Module:
     torch.manual_seed(0)
     return create("preact_tiny", num_classes=10).eval()
@@ -96,11 +100,13 @@ def _tiny() -> nn.Module:
 # -- external models -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.external
 def test_external_model_pgd20_with_overrides_recorded(monkeypatch, capsys, tmp_path):
     boards = tmp_path / "boards"
     args = [*_external_args("resnet20-adv", 32), "--leaderboard-dir", str(boards)]
-    assert _run_cli(monkeypatch, capsys, *args)[0] == 0
-    assert _run_cli(monkeypatch, capsys, *args, "--eps", "2/255", "--steps", "5")[0] == 0
+    assert run_cli(monkeypatch, capsys, *args)[0] == 0
+    assert run_cli(monkeypatch, capsys, *args, "--eps", "2/255", "--steps", "5")[0] == 0
     board = pd.read_csv(boards / "pgd20.csv", keep_default_na=False)
     assert len(board) == 2 and set(board.pretext) == {"external"}
     default = board[board.overrides == ""].iloc[0]
@@ -112,6 +118,8 @@ def test_external_model_pgd20_with_overrides_recorded(monkeypatch, capsys, tmp_p
     assert validate_board(boards / "pgd20.csv")[1] == []
 
 
+@pytest.mark.slow
+@pytest.mark.external
 def test_our_pgd20_agrees_with_torchattacks(exact_test_batch, adversarial_resnet20, tmp_path):
     x, y = exact_test_batch
     n = 100
@@ -126,6 +134,8 @@ def test_our_pgd20_agrees_with_torchattacks(exact_test_batch, adversarial_resnet
     assert abs(row["ra"] - float(theirs)) <= 3  # 3 of 100 images: random-start noise
 
 
+@pytest.mark.slow
+@pytest.mark.external
 def test_autoattack_is_at_most_pgd20_and_agrees_with_torchattacks(
     exact_test_batch, adversarial_resnet20, tmp_path
 ):
@@ -136,8 +146,19 @@ def test_autoattack_is_at_most_pgd20_and_agrees_with_torchattacks(
         (x[:n].permute(0, 2, 3, 1) * 255).round().byte().numpy(), y[:n].numpy(), target.test.classes
     )
     [(_, [row])] = Evaluator(target, CPU, QUIET, EvalOptions()).run("autoattack")
-    assert row["aa_ra"] <= row["pgd20_ra"] <= row["ta"]
-    assert row["worst_ra"] <= row["aa_ra"]
+    assert row["aa_ra"] <= row["pgd20_ra"]
+    # The per-example flags behind the row: AutoAttack's robust flags come from its own
+    # predictions, so "never robust where the clean image is misclassified" can fail; the
+    # worst case is per image (robust to both), recomputed here from the stored flags.
+    ((_, clean),) = _stored_flags(tmp_path / "flags", "clean").items()
+    ((_, pgd),) = _stored_flags(tmp_path / "flags", "pgd").items()
+    ((_, aa),) = _stored_flags(tmp_path / "flags", "autoattack").items()
+    assert len(clean) == len(pgd) == len(aa) == n
+    assert not (aa & ~clean).any()
+    assert (row["ta"], row["pgd20_ra"], row["aa_ra"]) == pytest.approx(
+        (100 * clean.mean(), 100 * pgd.mean(), 100 * aa.mean())
+    )
+    assert round(row["worst_ra"] * n / 100) == int((aa & pgd).sum())
     # torchattacks' AutoAttack: the same four attacks, but its own step counts and restarts
     theirs = torchattacks.AutoAttack(
         adversarial_resnet20, norm="Linf", eps=8 / 255, version="standard", n_classes=10, seed=0
@@ -150,6 +171,7 @@ def test_autoattack_is_at_most_pgd20_and_agrees_with_torchattacks(
 # -- resuming ------------------------------------------------------------------------------
 
 
+@pytest.mark.external
 @pytest.mark.slow
 def test_kill_9_eval_then_rerun_equals_uninterrupted(tmp_path):
     args = [*_external_args("resnet20-standard", 48), "--suite", "pgd20", "--batch-size", "4"]
@@ -214,7 +236,16 @@ def test_all_suites_write_their_boards(tmp_path):
     unforeseen = frames["unforeseen"].iloc[0]
     accs = [unforeseen[c] for c in UNFORESEEN_COLUMNS]
     assert len(accs) == 12 and unforeseen["mean"] == pytest.approx(np.mean(accs))
-    assert unforeseen["worst"] <= min(accs) and unforeseen["overrides"] == "steps=2"
+    assert unforeseen["overrides"] == "steps=2"
+    # Each column and the worst case against the 12 attacks' stored per-example flags: the
+    # worst case is the images robust to all 12 (test_worst_cases_are_per_example has a
+    # case where that differs from the lowest column).
+    stored = _stored_flags(tmp_path / "flags", "unforeseen")
+    assert sorted(stored) == sorted(UNFORESEEN_COLUMNS)
+    for column, flags in stored.items():
+        assert len(flags) == 8 and unforeseen[column] == pytest.approx(100 * flags.mean())
+    all_robust = np.logical_and.reduce(list(stored.values()))
+    assert round(unforeseen["worst"] * 8 / 100) == int(all_robust.sum())
     aa = frames["autoattack"].iloc[0]
     assert aa["aa_ra"] <= aa["pgd20_ra"] and aa["overrides"] == ""
     long = frames["corruptions_long"]
@@ -222,6 +253,35 @@ def test_all_suites_write_their_boards(tmp_path):
     corr = frames["corruptions"].iloc[0]
     assert corr["mean"] == pytest.approx(long.accuracy.mean())
     assert corr["corruption_source"].startswith("robench-generated CIFAR-10-C")
+
+
+def test_worst_cases_are_per_example(tmp_path, monkeypatch):
+    """Each attack fools one image, a different one each: every attack alone scores
+    (n - 1) / n, robust to all of them are n - 12 (unforeseen) or n - 2 (AutoAttack and
+    PGD-20) images; a worst case taken over the accuracies would say (n - 1) / n."""
+    n = 16
+    unforeseen = [e.name for e in unforeseen_evaluations(None)]
+
+    def known_flags(self, evaluation):
+        flags = np.ones(n, dtype=bool)
+        if evaluation.kind == "unforeseen":
+            flags[unforeseen.index(evaluation.name)] = False
+        elif evaluation.kind in ("pgd", "autoattack"):
+            flags[("pgd", "autoattack").index(evaluation.kind)] = False
+        return flags
+
+    monkeypatch.setattr(Evaluator, "flags", known_flags)
+    evaluator = Evaluator(_target(_tiny(), tmp_path, n=n), CPU, QUIET, EvalOptions())
+    [(_, [row])] = evaluator.run("unforeseen")
+    assert sorted(unforeseen) == sorted(UNFORESEEN_COLUMNS)
+    assert [row[c] for c in UNFORESEEN_COLUMNS] == pytest.approx([100 * (n - 1) / n] * 12)
+    assert row["mean"] == pytest.approx(100 * (n - 1) / n)
+    assert row["worst"] == pytest.approx(100 * (n - 12) / n)
+    [(_, [row])] = evaluator.run("autoattack")
+    assert (row["ta"], row["aa_ra"], row["pgd20_ra"]) == pytest.approx(
+        (100.0, 100 * (n - 1) / n, 100 * (n - 1) / n)
+    )
+    assert row["worst_ra"] == pytest.approx(100 * (n - 2) / n)
 
 
 def test_official_cifar10c_folder_is_used_when_given(tmp_path):

@@ -82,6 +82,7 @@ def test_gradient_reaches_every_trunk_and_head_parameter(name):
     assert all(p.grad is None for p in backbone.head.parameters())  # the classifier is unused
 
 
+@pytest.mark.fastpath
 @pytest.mark.parametrize("name", TASKS)
 def test_logits_follow_bf16_autocast_and_the_loss_is_float(name):
     backbone, task = _setup(name)
@@ -132,7 +133,6 @@ def test_pgd_on_the_bound_task_raises_the_loss(trained):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", TASKS)
 def test_tasks_run_on_cuda_with_a_cuda_generator(name):
     backbone, task = _setup(name)

@@ -126,6 +126,7 @@ def smoothed(tmp_path_factory, folder):
     return out / PRETRAIN_FOLDER, recorded
 
 
+@pytest.mark.slow
 def test_smooth_pretraining_trains_every_task_without_an_attack(smoothed):
     out, _ = smoothed
     for task in ("rotation", "jigsaw", "selfie"):
@@ -139,6 +140,7 @@ def test_smooth_pretraining_trains_every_task_without_an_attack(smoothed):
         assert config["pretraining"]["protocol"]["smoothing_sigma"] == 0.25
 
 
+@pytest.mark.slow
 def test_smooth_pretraining_differs_from_standard_with_the_same_seed(smoothed):
     out, _ = smoothed
     smooth, _ = ckpt.load_checkpoint(out / "smooth-rotation" / "trunk")
@@ -147,6 +149,7 @@ def test_smooth_pretraining_differs_from_standard_with_the_same_seed(smoothed):
     assert any(not torch.equal(smooth[k], std[k]) for k in smooth)
 
 
+@pytest.mark.slow
 def test_the_noise_is_gaussian_with_sigma_and_unclipped(smoothed):
     _, recorded = smoothed
     assert len(recorded) == 4  # 2 steps x (clean, noisy) forward passes of Rotation

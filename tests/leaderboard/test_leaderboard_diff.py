@@ -1,68 +1,59 @@
 """`robench leaderboard validate` and `diff`: the exit codes CI relies on."""
 
-import sys
-
 import pytest
-from test_leaderboard import _row
+from helpers import REPO, leaderboard_row, run_cli
 
-from robench.cli import main
 from robench.leaderboard import upsert_rows, validate_board
-
-
-def _cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["robench", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 @pytest.fixture
 def boards(tmp_path):
     base, new = tmp_path / "base" / "pgd20.csv", tmp_path / "new" / "pgd20.csv"
-    rows = [_row("a", 40.0), _row("b", 30.0)]
+    rows = [leaderboard_row("a", 40.0), leaderboard_row("b", 30.0)]
     upsert_rows(base, rows)
     upsert_rows(new, rows)
     return base, new
 
 
 def test_identical_files_exit_0(monkeypatch, capsys, boards):
-    code, out, _ = _cli(monkeypatch, capsys, "leaderboard", "diff", *map(str, boards))
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "diff", *map(str, boards))
     assert code == 0 and "OK" in out and "2 unchanged" in out
 
 
 def test_a_move_within_tolerance_is_reported_but_passes(monkeypatch, capsys, boards):
     base, new = boards
-    upsert_rows(new, [_row("a", 40.4)])
-    code, out, _ = _cli(monkeypatch, capsys, "leaderboard", "diff", str(base), str(new))
+    upsert_rows(new, [leaderboard_row("a", 40.4)])
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "diff", str(base), str(new))
     assert code == 0 and "+0.40" in out
 
 
 def test_ra_moving_beyond_tolerance_exits_1(monkeypatch, capsys, boards):
     base, new = boards
-    upsert_rows(new, [_row("a", 41.0)])
-    code, out, _ = _cli(
+    upsert_rows(new, [leaderboard_row("a", 41.0)])
+    code, out, _ = run_cli(
         monkeypatch, capsys, "leaderboard", "diff", str(base), str(new), "--tol", "0.5"
     )
     assert code == 1 and "+1.00" in out and "FAIL" in out
-    code, _, _ = _cli(monkeypatch, capsys, "leaderboard", "diff", str(base), str(new), "--tol", "2")
+    code, _, _ = run_cli(
+        monkeypatch, capsys, "leaderboard", "diff", str(base), str(new), "--tol", "2"
+    )
     assert code == 0
 
 
 def test_a_dropped_row_exits_1_and_a_new_one_does_not(monkeypatch, capsys, tmp_path, boards):
     base, _ = boards
     fewer = tmp_path / "fewer" / "pgd20.csv"
-    upsert_rows(fewer, [_row("a", 40.0)])
-    code, out, _ = _cli(monkeypatch, capsys, "leaderboard", "diff", str(base), str(fewer))
+    upsert_rows(fewer, [leaderboard_row("a", 40.0)])
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "diff", str(base), str(fewer))
     assert code == 1 and "disappeared" in out
-    code, out, _ = _cli(monkeypatch, capsys, "leaderboard", "diff", str(fewer), str(base))
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "diff", str(fewer), str(base))
     assert code == 0 and "appeared" in out
 
 
 def test_markdown_format(monkeypatch, capsys, boards):
     base, new = boards
-    upsert_rows(new, [_row("b", 25.0)])
-    code, out, _ = _cli(
+    upsert_rows(new, [leaderboard_row("b", 25.0)])
+    code, out, _ = run_cli(
         monkeypatch, capsys, "leaderboard", "diff", str(base), str(new), "--format", "md"
     )
     assert code == 1
@@ -77,7 +68,7 @@ def test_markdown_format(monkeypatch, capsys, boards):
 def test_malformed_input_exits_2(monkeypatch, capsys, tmp_path, boards, content):
     bad = tmp_path / "bad.csv"
     bad.write_text(content)
-    code, _, err = _cli(monkeypatch, capsys, "leaderboard", "diff", str(boards[0]), str(bad))
+    code, _, err = run_cli(monkeypatch, capsys, "leaderboard", "diff", str(boards[0]), str(bad))
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
@@ -85,27 +76,25 @@ def test_schema_invalid_input_exits_2(monkeypatch, capsys, tmp_path, boards):
     bad = tmp_path / "pgd20.csv"
     text = boards[0].read_text().replace(",40.0,", ",forty,")
     bad.write_text(text)
-    code, _, err = _cli(monkeypatch, capsys, "leaderboard", "diff", str(boards[0]), str(bad))
+    code, _, err = run_cli(monkeypatch, capsys, "leaderboard", "diff", str(boards[0]), str(bad))
     assert code == 2 and "column ra is not float64" in err
 
 
 def test_validate(monkeypatch, capsys, tmp_path, boards):
-    code, out, _ = _cli(monkeypatch, capsys, "leaderboard", "validate", str(boards[0]))
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "validate", str(boards[0]))
     assert code == 0 and "valid" in out
     broken = tmp_path / "pgd20.csv"
     broken.write_text(boards[0].read_text().replace(",40.0,", ",140.0,"))
     schema, problems = validate_board(broken)
     assert schema.name == "pgd20" and any("outside [0, 100]" in p for p in problems)
-    code, out, _ = _cli(monkeypatch, capsys, "leaderboard", "validate", str(broken))
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "validate", str(broken))
     assert code == 1 and "invalid" in out
 
 
 def test_readme_documents_every_column():
-    from pathlib import Path
-
     from robench.leaderboard import SCHEMAS
 
-    readme = (Path(__file__).parents[1] / "leaderboards" / "README.md").read_text()
+    readme = (REPO / "leaderboards" / "README.md").read_text()
     for schema in SCHEMAS.values():
         for column in schema.names:
             assert f"`{column}`" in readme, f"{schema.name}.{column} is not documented"

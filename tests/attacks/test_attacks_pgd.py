@@ -73,6 +73,7 @@ def test_bad_hyperparameters_fail_at_construction(kwargs):
         ATTACKS.create("pgd", **kwargs)
 
 
+@pytest.mark.external
 @pytest.mark.slow
 def test_pgd20_drives_a_standard_model_to_near_zero(standard_resnet20, exact_test_batch):
     x, y = exact_test_batch[0][:300], exact_test_batch[1][:300]
@@ -82,6 +83,7 @@ def test_pgd20_drives_a_standard_model_to_near_zero(standard_resnet20, exact_tes
     assert _accuracy(standard_resnet20, x_adv, y) < 2
 
 
+@pytest.mark.external
 @pytest.mark.slow
 def test_pgd_matches_torchattacks_on_1000_images(adversarial_resnet20, exact_test_batch):
     # An adversarially trained model keeps robust accuracy well away from 0, where any two

@@ -70,6 +70,8 @@ def _assert_variables_in_budget(family: str, eps: float, result: UnforeseenResul
         raise AssertionError(family)
 
 
+@pytest.mark.slow
+@pytest.mark.external
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("level", [0, 1])
 def test_output_shape_range_and_budget(protocol_runs, family, level):
@@ -78,11 +80,17 @@ def test_output_shape_range_and_budget(protocol_runs, family, level):
     assert result.x_adv.shape == x.shape and result.x_adv.dtype == x.dtype
     assert torch.isfinite(result.x_adv).all()
     assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
-    assert result.budget_excess <= 1e-4
-    _assert_variables_in_budget(family, PROTOCOL_STRENGTHS[family][level], result)
+    eps = PROTOCOL_STRENGTHS[family][level]
+    _assert_variables_in_budget(family, eps, result)
+    # (run() already refused an excess over its tolerance; what can still be wrong is the
+    # bookkeeping: the recorded excess is the worst over all iterates, the returned included)
+    returned = unforeseen_attack(family, eps, STEPS).budget_excess(result.variables, result.context)
+    assert float(returned.amax()) <= float(result.budget_excess)
     assert not torch.equal(result.x_adv, x)
 
 
+@pytest.mark.slow
+@pytest.mark.external
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_attack_lowers_a_standard_models_accuracy(protocol_runs, family):
     clean_acc, clean_loss = protocol_runs["clean"]
@@ -92,6 +100,8 @@ def test_each_attack_lowers_a_standard_models_accuracy(protocol_runs, family):
     assert loss > 3 * clean_loss  # observed: 5x (gabor) and more
 
 
+@pytest.mark.slow
+@pytest.mark.external
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_larger_strength_never_helps_the_model(protocol_runs, family):
     _, acc1, loss1 = protocol_runs[family, 0]

@@ -1,31 +1,24 @@
 """`robench leaderboard render`: markdown and a self-contained HTML page."""
 
-import sys
 from html.parser import HTMLParser
 
 import pytest
-from test_leaderboard import _row
+from helpers import leaderboard_row, run_cli
 
-from robench.cli import main
 from robench.leaderboard import upsert_rows
-
-
-def _cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["robench", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    return info.value.code, capsys.readouterr().out
 
 
 @pytest.fixture
 def board(tmp_path):
     path = tmp_path / "pgd20.csv"
-    upsert_rows(path, [_row("a", 40.0), _row("b|pipe", 30.0)])
+    upsert_rows(path, [leaderboard_row("a", 40.0), leaderboard_row("b|pipe", 30.0)])
     return path
 
 
 def test_markdown(monkeypatch, capsys, board):
-    code, out = _cli(monkeypatch, capsys, "leaderboard", "render", str(board), "--format", "md")
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "leaderboard", "render", str(board), "--format", "md"
+    )
     lines = out.strip().splitlines()
     assert code == 0 and lines[0].startswith("| run | pretext | scenario")
     assert len(lines) == 4 and "| 40.00 |" in lines[2] and "b\\|pipe" in out
@@ -33,7 +26,7 @@ def test_markdown(monkeypatch, capsys, board):
 
 def test_html_is_self_contained_and_sortable(monkeypatch, capsys, board, tmp_path):
     out_file = tmp_path / "page.html"
-    code, _ = _cli(
+    code, _, _ = run_cli(
         monkeypatch,
         capsys,
         "leaderboard",

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import suite_toml
 
 import robench
 from robench.attacks.pgd import PGD
@@ -48,34 +49,24 @@ from robench.train import trainer as trainer_mod
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 2
-batch_size = 31  # odd: the two ranks get 15 and 16 images of a batch
-lr = 0.05
-train_subset = 124
-val_ra_subset = 20
-eval_n = 64
-eval_batch_size = 16
-[protocol.train_attack]
-step_size = "0"
-steps = 2
-[protocol.val_attack]
-steps = 2
-[pretrain_protocol]
-epochs = 1
-batch_size = 32
-val_subset = 20
-[runs.P1F4]
-finetune = "F4"
-[runs.rotation-P2F1]
-pretrain = "std:rotation"
-finetune = "F1"
-[runs.P1F4-resumed]  # P1F4 again: one process stops it mid-epoch, two processes finish it
-finetune = "F4"
-"""
+SUITE = suite_toml(
+    epochs=2,
+    batch_size=31,  # odd: the two ranks get 15 and 16 images of a batch
+    lr=0.05,
+    train_subset=124,
+    val_ra_subset=20,
+    eval_n=64,
+    eval_batch_size=16,
+    train_attack={"step_size": "0", "steps": 2},
+    val_attack={"steps": 2},
+    pretrain_protocol={"epochs": 1, "batch_size": 32, "val_subset": 20},
+    runs={
+        "P1F4": {"finetune": "F4"},
+        "rotation-P2F1": {"pretrain": "std:rotation", "finetune": "F1"},
+        # P1F4 again: one process stops it mid-epoch, two processes finish it
+        "P1F4-resumed": {"finetune": "F4"},
+    },
+)
 
 RUNS = ("P1F4", "rotation-P2F1")
 LOSS_TOL = 1e-4
@@ -201,6 +192,7 @@ def _assert_same_training(one: Path, two: Path) -> None:
         assert diff <= tol * max(1.0, w1[key].abs().max().item()), (key, diff)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", RUNS)
 def test_two_processes_train_what_one_trains(trained, run):
     one, two = (trained["root"] / f"nproc{n}" / run for n in (1, 2))
@@ -214,6 +206,7 @@ def test_two_processes_train_what_one_trains(trained, run):
         assert trunk and all(torch.equal(w1[k], w2[k]) for k in trunk)
 
 
+@pytest.mark.slow
 def test_two_processes_resume_what_one_process_left_mid_epoch(trained):
     assert (trained["partial"]["epoch"], trained["partial"]["progress"]["step"]) == (2, 3)
     assert "P1F4-resumed: resuming epoch 2 after step 3" in trained["stdout"]
@@ -221,6 +214,7 @@ def test_two_processes_resume_what_one_process_left_mid_epoch(trained):
     _assert_same_training(root / "nproc1" / "P1F4", root / "nproc2" / "P1F4-resumed")
 
 
+@pytest.mark.slow
 def test_only_rank_zero_prints_and_writes(trained):
     stdout = trained["stdout"]
     for run in RUNS:
@@ -230,6 +224,7 @@ def test_only_rank_zero_prints_and_writes(trained):
     assert not [name for name in files if name.endswith(".tmp")], files
 
 
+@pytest.mark.slow
 def test_sharded_pgd20_eval_gives_identical_flags(trained):
     root = trained["root"]
     rows = {}

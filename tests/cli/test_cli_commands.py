@@ -7,44 +7,19 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
+from helpers import assert_one_line_error, run_cli, suite_toml
 
-from robench.cli import main
+from robench.attacks import PGD
+from robench.data import make_splits
+from robench.eval.accuracy import batch_generator
+from robench.runtime import Runtime
+from robench.train.checkpoint import load_model_checkpoint
+from robench.train.run_dir import RunDir
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 1
-batch_size = 50
-val_ra_subset = 10
-eval_n = 40
-eval_batch_size = 40
-[protocol.train_attack]
-steps = 1
-[protocol.val_attack]
-steps = 1
-[runs.P1F3]
-finetune = "F3"
-[runs.P1F4]
-finetune = "F4"
-"""
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["robench", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def _assert_one_line_error(code: int, err: str, needle: str) -> None:
-    assert code == 2
-    assert "Traceback" not in err
-    assert needle in err
-    assert len(err.strip().splitlines()) == 1, err
+SUITE = suite_toml()  # the tiny protocol; runs P1F3 and P1F4
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +45,7 @@ def test_missing_data_directory(monkeypatch, capsys, suite_file, tmp_path):
         "--data-dir",
         str(tmp_path / "nowhere"),
     )
-    _assert_one_line_error(code, err, "nowhere")
+    assert_one_line_error(code, err, "nowhere")
 
 
 def test_unknown_model(monkeypatch, capsys, tmp_path, folder):
@@ -86,7 +61,7 @@ def test_unknown_model(monkeypatch, capsys, tmp_path, folder):
         "--data-dir",
         str(folder),
     )
-    _assert_one_line_error(code, err, "resnet9000")
+    assert_one_line_error(code, err, "resnet9000")
     assert "preact_resnet50v2" in err
 
 
@@ -94,23 +69,24 @@ def test_malformed_suite(monkeypatch, capsys, tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(SUITE.replace("epochs = 1", "epochs = [1"))
     code, _, err = run_cli(monkeypatch, capsys, "train", str(path), "--out", str(tmp_path))
-    _assert_one_line_error(code, err, "not valid TOML")
+    assert_one_line_error(code, err, "not valid TOML")
 
 
 def test_eval_of_a_directory_that_is_no_run(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(
         monkeypatch, capsys, "eval", str(tmp_path), "--leaderboard-dir", str(tmp_path)
     )
-    _assert_one_line_error(code, err, "not a robench run directory")
+    assert_one_line_error(code, err, "not a robench run directory")
 
 
 def test_leaderboard_show_of_a_non_leaderboard(monkeypatch, capsys, tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n")
     code, _, err = run_cli(monkeypatch, capsys, "leaderboard", "show", str(path))
-    _assert_one_line_error(code, err, "not a robench leaderboard")
+    assert_one_line_error(code, err, "not a robench leaderboard")
 
 
+@pytest.mark.slow
 def test_reproduce_then_eval_writes_keyed_rows(monkeypatch, capsys, suite_file, tmp_path, folder):
     out = tmp_path / "out"
     code, _, _ = run_cli(
@@ -137,7 +113,21 @@ def test_reproduce_then_eval_writes_keyed_rows(monkeypatch, capsys, suite_file, 
         40,
     )
     assert row.dataset.startswith("image folder") and row.device == "cpu" and row.robench_version
-    assert 0 <= row.ra <= row.ta <= 100
+    # TA and RA recomputed here from the checkpoint the row names, image for image: the first
+    # 40 test images, one batch (eval_batch_size 40), PGD-20 seeded as batch 0 of seed 0.
+    model, _ = load_model_checkpoint(RunDir(out / "runs" / "P1F4").checkpoint(row.checkpoint))
+    test = make_splits("imagefolder", folder).test.first(40)
+    x, y = (
+        torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255,
+        torch.from_numpy(test.labels),
+    )
+    generator = batch_generator(Runtime.select("cpu"), 0, 0)
+    x_adv = PGD(8 / 255, 2 / 255, 20).perturb(model.eval(), x, y, generator)
+    with torch.no_grad():
+        clean = model(x).argmax(1) == y
+        robust = clean & (model(x_adv).argmax(1) == y)
+    assert round(row.ta * 40 / 100) == int(clean.sum())
+    assert round(row.ra * 40 / 100) == int(robust.sum())
     # Another protocol (n) is another row; the same protocol again replaces its row.
     for _ in range(2):
         code, _, _ = run_cli(
@@ -164,6 +154,7 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and "preact_resnet50v2" in result.stdout
 
 
+@pytest.mark.slow
 def test_transfer_matrix_and_plot_commands(monkeypatch, capsys, suite_file, tmp_path, folder):
     out = tmp_path / "out"
     code, _, _ = run_cli(

@@ -8,6 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 import torch
+from helpers import suite_toml
 from rich.console import Console
 
 from robench.attacks.factory import pgd_from_config
@@ -34,31 +35,19 @@ from robench.train.trainer import train_run
 
 from synthetic import make_image_folder
 
+pytestmark = pytest.mark.slow  # every test uses the module's three trained runs
+
 N = 40
 # eval_batch_size 16 over 40 images: three batches, the last one partial, so the examples
 # only match `robench eval` if batching and the random stream are reproduced exactly.
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 1
-batch_size = 50
-val_ra_subset = 10
-eval_n = 40
-eval_batch_size = 16
-[protocol.train_attack]
-steps = 1
-[protocol.val_attack]
-steps = 1
-[runs.A]
-finetune = "F4"
-[runs.B]
-finetune = "F4"
-seed = 1
-[runs.C]
-finetune = "F4"
-seed = 2
-"""
+SUITE = suite_toml(
+    eval_batch_size=16,
+    runs={
+        "A": {"finetune": "F4"},
+        "B": {"finetune": "F4", "seed": 1},
+        "C": {"finetune": "F4", "seed": 2},
+    },
+)
 CPU = Runtime.select("cpu")
 QUIET = Console(quiet=True)
 
@@ -106,12 +95,38 @@ def test_asr_csv_is_square_and_its_diagonal_is_one_minus_ra(result, runs, folder
         assert diagonal == pytest.approx(1 - row["ra"] / 100, abs=1e-6)
 
 
-def test_overlaps_partition_the_images_and_add_up_to_the_asr(result):
+def _fooled(runs, folder) -> dict[tuple[str, str], torch.Tensor]:
+    """(source, target) -> per image, whether the source's cached example fools the target:
+    recomputed here from the best_ta checkpoints, wrong on the clean image or the example."""
+    test = make_splits("imagefolder", folder).test.first(N)
+    clean = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
+    models = {run.name: load_model_checkpoint(run / "checkpoints" / "best_ta")[0] for run in runs}
+
+    def predict(model, x):
+        with torch.no_grad():
+            return torch.cat([model.eval()(chunk).argmax(1) for chunk in x.split(16)])
+
+    fooled = {}
+    for source in runs:
+        examples, labels, _ = craft_or_load(source, "pgd20", None, CPU, folder, 0)
+        assert torch.equal(labels, torch.from_numpy(test.labels))
+        for name, model in models.items():
+            robust = (predict(model, clean) == labels) & (predict(model, examples) == labels)
+            fooled[source.name, name] = ~robust
+    return fooled
+
+
+def test_overlaps_partition_the_images_and_add_up_to_the_asr(result, runs, folder):
+    fooled = _fooled(runs, folder)
+    for (source, target), flags in fooled.items():  # every cell, image for image
+        assert _count(result.asr.loc[target, source]) == int(flags.sum()), (source, target)
     assert set(result.overlap.source) == {"A", "B", "C"}
     for row in result.overlap.itertuples(index=False):
-        parts = (row.only_a, row.only_b, row.both, row.neither)
-        assert sum(parts) == pytest.approx(1.0, abs=1e-12)
-        assert sum(_count(p) for p in parts) == N
+        assert row.n == N
+        a, b = fooled[row.source, row.target_a], fooled[row.source, row.target_b]
+        parts = {"only_a": a & ~b, "only_b": ~a & b, "both": a & b, "neither": ~a & ~b}
+        for column, flags in parts.items():
+            assert _count(getattr(row, column)) == int(flags.sum()), (row, column)
         assert _count(row.only_a) + _count(row.both) == _count(
             result.asr.loc[row.target_a, row.source]
         )

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 EXPECTED_ROWS = {
     ("pgd10_at", "robench"),

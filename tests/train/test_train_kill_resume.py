@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import suite_toml
 from rich.console import Console
 
 from robench.config import load_suite
@@ -30,32 +31,18 @@ from robench.train.trainer import train_run
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 2
-batch_size = 16
-lr = 0.05
-val_ra_subset = 20
-eval_n = 40
-eval_batch_size = 40
-[protocol.train_attack]
-steps = 2
-[protocol.val_attack]
-steps = 2
-[pretrain_protocol]
-epochs = 2
-batch_size = 16
-val_subset = 20
-[pretrain_protocol.attack]
-steps = 1
-[runs.at]
-finetune = "F4"
-[runs.rot]
-pretrain = "adv:rotation"
-finetune = "F4"
-"""
+SUITE = suite_toml(
+    epochs=2,
+    batch_size=16,
+    lr=0.05,
+    val_ra_subset=20,
+    train_attack={"steps": 2},
+    val_attack={"steps": 2},
+    pretrain_protocol={"epochs": 2, "batch_size": 16, "val_subset": 20, "attack": {"steps": 1}},
+    runs={"at": {"finetune": "F4"}, "rot": {"pretrain": "adv:rotation", "finetune": "F4"}},
+)
+
+pytestmark = pytest.mark.slow  # every test here trains (or kills) runs
 
 TIMING_KEYS = {"seconds", "train_images_per_s", "val_seconds"}
 
@@ -178,7 +165,6 @@ def _kill_when(proc: subprocess.Popen, ready, delay: float, timeout: float = 300
     return True
 
 
-@pytest.mark.slow
 def test_kill_9_train_then_rerun_equals_uninterrupted(suite_file, folder, tmp_path):
     common = ["--data-dir", str(folder), "--device", "cpu", "--checkpoint-every", "3"]
     straight = _robench("train", str(suite_file), "--out", "straight", "--only", "at", *common,
@@ -205,7 +191,6 @@ def test_kill_9_train_then_rerun_equals_uninterrupted(suite_file, folder, tmp_pa
     _assert_same_run(tmp_path / "straight" / "at", run)
 
 
-@pytest.mark.slow
 def test_kill_9_reproduce_skips_finished_runs(suite_file, folder, tmp_path):
     common = ["--data-dir", str(folder), "--device", "cpu", "--checkpoint-every", "3"]
     first = tmp_path / "out" / "runs" / "at" / "result.json"

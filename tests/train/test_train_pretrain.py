@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from helpers import suite_toml
 from rich.console import Console
 
 from robench.config import load_suite
@@ -20,48 +21,30 @@ from robench.workflow import reproduce, train_suite
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 2
-batch_size = 40
-lr = 0.05
-val_ra_subset = 20
-eval_n = 40
-eval_batch_size = 40
-[protocol.train_attack]
-steps = 2
-[protocol.val_attack]
-steps = 2
-[pretrain_protocol]
-epochs = 2
-batch_size = 40
-val_subset = 40
-[pretrain_protocol.attack]
-steps = 3
-[pretrain_protocol.task_options.selfie]
-num_layers = 1
-num_heads = 4
-ffn_dim = 32
-[runs.P1F4]
-finetune = "F4"
-[runs.rot-P3F1]
-pretrain = "adv:rotation"
-finetune = "F1"
-[runs.rot-P3F2]
-pretrain = "adv:rotation"
-finetune = "F2"
-[runs.rot-P3F4]
-pretrain = "adv:rotation"
-finetune = "F4"
-[runs.jig-P2F3]
-pretrain = "std:jigsaw"
-finetune = "F3"
-[runs.selfie-P3F3]
-pretrain = "adv:selfie"
-finetune = "F3"
-"""
+SUITE = suite_toml(
+    epochs=2,
+    batch_size=40,
+    lr=0.05,
+    val_ra_subset=20,
+    eval_batch_size=40,
+    train_attack={"steps": 2},
+    val_attack={"steps": 2},
+    pretrain_protocol={
+        "epochs": 2,
+        "batch_size": 40,
+        "val_subset": 40,
+        "attack": {"steps": 3},
+        "task_options": {"selfie": {"num_layers": 1, "num_heads": 4, "ffn_dim": 32}},
+    },
+    runs={
+        "P1F4": {"finetune": "F4"},
+        "rot-P3F1": {"pretrain": "adv:rotation", "finetune": "F1"},
+        "rot-P3F2": {"pretrain": "adv:rotation", "finetune": "F2"},
+        "rot-P3F4": {"pretrain": "adv:rotation", "finetune": "F4"},
+        "jig-P2F3": {"pretrain": "std:jigsaw", "finetune": "F3"},
+        "selfie-P3F3": {"pretrain": "adv:selfie", "finetune": "F3"},
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +67,7 @@ def _tensors(stem):
     return ckpt.load_checkpoint(stem)[0]
 
 
+@pytest.mark.slow
 def test_pretraining_keeps_trunk_and_task_head_apart(trained):
     _, out = trained
     run = RunDir(out / PRETRAIN_FOLDER / "adv-rotation")
@@ -97,6 +81,7 @@ def test_pretraining_keeps_trunk_and_task_head_apart(trained):
     assert records[-1]["lr"] < records[0]["lr"]  # cosine decay
 
 
+@pytest.mark.slow
 def test_adversarial_pretraining_raises_the_pretext_loss_under_attack(trained):
     _, out = trained
     for name in ("adv-rotation", "adv-selfie"):
@@ -110,6 +95,7 @@ def test_adversarial_pretraining_raises_the_pretext_loss_under_attack(trained):
     assert "train_loss_adv" not in std
 
 
+@pytest.mark.slow
 def test_jigsaw_permutations_are_restored_from_the_checkpoint(trained):
     _, out = trained
     head, meta = ckpt.load_checkpoint(out / PRETRAIN_FOLDER / "std-jigsaw" / "task_head")
@@ -120,6 +106,7 @@ def test_jigsaw_permutations_are_restored_from_the_checkpoint(trained):
     assert torch.equal(task.permutations, saved) and meta["task_config"]["seed"] == 0
 
 
+@pytest.mark.slow
 def test_fine_tuning_inherits_exactly_the_trunk(trained):
     _, out = trained
     pretrained = _tensors(out / PRETRAIN_FOLDER / "adv-rotation" / "trunk")
@@ -132,6 +119,7 @@ def test_fine_tuning_inherits_exactly_the_trunk(trained):
     assert config["inherited_trunk"]["pretraining"] == "adv-rotation"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["rot-P3F1", "rot-P3F2"])
 def test_partial_fine_tuning_leaves_the_trunk_bit_identical(trained, run):
     _, out = trained
@@ -144,6 +132,7 @@ def test_partial_fine_tuning_leaves_the_trunk_bit_identical(trained, run):
     assert any(not torch.equal(final[k], v) for k, v in initial.items() if "num_batches" not in k)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["rot-P3F4", "jig-P2F3", "selfie-P3F3"])
 def test_full_fine_tuning_changes_the_trunk(trained, run):
     _, out = trained
@@ -153,6 +142,7 @@ def test_full_fine_tuning_changes_the_trunk(trained, run):
     assert any(not torch.equal(final["model." + k], v) for k, v in pretrained.items())
 
 
+@pytest.mark.slow
 def test_a_mismatched_trunk_fails_loudly(trained, tmp_path):
     _, out = trained
     stem = out / PRETRAIN_FOLDER / "adv-rotation" / "trunk"
@@ -165,6 +155,7 @@ def test_a_mismatched_trunk_fails_loudly(trained, tmp_path):
         load_trunk(create("preact_tiny"), tmp_path / "trunk")
 
 
+@pytest.mark.slow
 def test_fine_tuning_without_its_pretraining_is_an_error(trained, tmp_path, folder):
     suite, _ = trained
     with pytest.raises(RobenchError, match="has not finished"):
@@ -177,6 +168,7 @@ def test_fine_tuning_without_its_pretraining_is_an_error(trained, tmp_path, fold
         )
 
 
+@pytest.mark.slow
 def test_reproduce_writes_table3_with_the_papers_numbers(tmp_path, folder):
     path = tmp_path / "suite.toml"
     path.write_text(SUITE.replace("epochs = 2", "epochs = 1"))
@@ -235,6 +227,7 @@ def test_suite_pretraining_references_are_checked(tmp_path):
             load(text)
 
 
+@pytest.mark.slow
 def test_pretraining_on_another_image_folder_resizes_it(tmp_path, folder):
     """Labels unused, 48x48 images: the trunk still fits the 32x32 fine-tuning model."""
     other = make_image_folder(tmp_path / "other", train_per_class=8, test_per_class=1, size=48)

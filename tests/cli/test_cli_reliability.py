@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_cli import _assert_one_line_error, run_cli
-from test_leaderboard import _row
+from helpers import REPO, assert_one_line_error, leaderboard_row, run_cli, suite_toml
 
 from robench.atomic import atomic_write, write_text_atomic
 from robench.data import load_source
@@ -31,22 +30,9 @@ from robench.train.run_dir import RunDir
 
 from synthetic import make_image_folder
 
-SUITE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 2
-batch_size = 40
-val_ra_subset = 10
-eval_n = 20
-eval_batch_size = 20
-[protocol.train_attack]
-steps = 1
-[protocol.val_attack]
-steps = 1
-[runs.P1F4]
-finetune = "F4"
-"""
+SUITE = suite_toml(
+    epochs=2, batch_size=40, eval_n=20, eval_batch_size=20, runs={"P1F4": {"finetune": "F4"}}
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +77,7 @@ def test_checkpoint_torn_between_its_two_files_loads_consistently(tmp_path):
     assert torch.equal(tensors[first], ckpt.model_tensors(model)[first])
 
 
+@pytest.mark.slow
 def test_disk_full_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
     monkeypatch, capsys, tmp_path, folder
 ):
@@ -109,7 +96,7 @@ def test_disk_full_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint
     out = tmp_path / "out"
     args = ["train", str(suite), "--out", str(out), "--data-dir", str(folder), "--device", "cpu"]
     code, _, err = run_cli(monkeypatch, capsys, *args)
-    _assert_one_line_error(code, err, "no space left")
+    assert_one_line_error(code, err, "no space left")
     tensors, meta = ckpt.load_checkpoint(RunDir(out / "P1F4").checkpoint("last"))
     assert meta["epoch"] == 1 and tensors
     monkeypatch.setattr(ckpt, "save_file", real_save)  # space freed: the run resumes
@@ -119,7 +106,7 @@ def test_disk_full_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint
 
 def _upsert_many(path: str, prefix: str) -> None:
     for i in range(15):
-        upsert_rows(Path(path), [_row(f"{prefix}{i}")])
+        upsert_rows(Path(path), [leaderboard_row(f"{prefix}{i}")])
 
 
 def test_two_processes_upserting_one_board_lose_no_rows(tmp_path):
@@ -164,7 +151,7 @@ def test_malicious_pickle_is_refused_and_never_runs(monkeypatch, capsys, tmp_pat
         monkeypatch, capsys, "eval", "--model", f"{factory}:build", "--weights", str(evil),
         "--leaderboard-dir", str(tmp_path / "boards"),
     )  # fmt: skip
-    _assert_one_line_error(code, err, "never runs pickled code")
+    assert_one_line_error(code, err, "never runs pickled code")
     assert not marker.exists()
 
 
@@ -181,7 +168,7 @@ def test_a_pickle_named_safetensors_is_not_a_checkpoint(tmp_path):
 
 def test_no_torch_load_without_weights_only():
     """Every torch.load in robench passes weights_only=True (a grep, but a cheap guarantee)."""
-    root = Path(__file__).parents[1] / "robench"
+    root = REPO / "robench"
     for path in root.rglob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if "torch.load(" in line:
@@ -204,7 +191,7 @@ def test_empty_data_directory_is_one_line(monkeypatch, capsys, tmp_path):
         monkeypatch, capsys, "eval", "--model", "x.py:f", "--weights", "w.pt",
         "--data-dir", str(tmp_path / "empty"),
     )  # fmt: skip
-    _assert_one_line_error(code, err, "x.py does not exist")
+    assert_one_line_error(code, err, "x.py does not exist")
     suite = tmp_path / "suite.toml"
     suite.write_text(SUITE)
     code, _, err = run_cli(
@@ -227,7 +214,7 @@ def test_finetuning_from_another_architecture_is_refused(monkeypatch, capsys, tm
         monkeypatch, capsys, "train", str(suite), "--out", str(tmp_path / "o"),
         "--only", "rot", "--data-dir", str(folder), "--device", "cpu",
     )  # fmt: skip
-    _assert_one_line_error(code, err, "trunk")
+    assert_one_line_error(code, err, "trunk")
 
 
 def test_weights_for_another_model_are_refused(tmp_path):
@@ -251,7 +238,7 @@ def test_out_of_range_override_is_one_line(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(
         monkeypatch, capsys, "eval", str(tmp_path), "--eps", "300/255",
     )  # fmt: skip
-    _assert_one_line_error(code, err, "outside [0, 1]")
+    assert_one_line_error(code, err, "outside [0, 1]")
 
 
 def test_image_folder_with_an_unreadable_file(tmp_path):

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import suite_toml
 from rich.console import Console
 
 from robench.attacks.pgd import PGD
@@ -29,41 +30,27 @@ from synthetic import make_image_folder
 
 EPS = 8 / 255
 
-BASE = """
-[protocol]
-data = "imagefolder"
-model = "preact_tiny"
-epochs = 1
-batch_size = 32
-val_ra_subset = 16
-eval_n = 32
-eval_batch_size = 32
-[protocol.train_attack]
-steps = 2
-[protocol.val_attack]
-steps = 2
-[pretrain_protocol]
-epochs = 1
-[runs.P1F4]
-finetune = "F4"
-[runs.rotation-P3F4]
-pretrain = "adv:rotation"
-finetune = "F4"
-[runs.jigsaw-P3F4]
-pretrain = "adv:jigsaw"
-finetune = "F4"
-[runs.aux]
-finetune = "F4"
-auxiliary = "rotation"
-[pretraining.adv-rotation-small]
-task = "rotation"
-mode = "adv"
-train_subset = 64
-[runs.rotation-small-P3F4]
-pretrain = "adv:rotation"
-pretraining = "adv-rotation-small"
-finetune = "F4"
-"""
+BASE = suite_toml(
+    batch_size=32,
+    val_ra_subset=16,
+    eval_n=32,
+    eval_batch_size=32,
+    train_attack={"steps": 2},
+    val_attack={"steps": 2},
+    pretrain_protocol={"epochs": 1},
+    pretraining={"adv-rotation-small": {"task": "rotation", "mode": "adv", "train_subset": 64}},
+    runs={
+        "P1F4": {"finetune": "F4"},
+        "rotation-P3F4": {"pretrain": "adv:rotation", "finetune": "F4"},
+        "jigsaw-P3F4": {"pretrain": "adv:jigsaw", "finetune": "F4"},
+        "aux": {"finetune": "F4", "auxiliary": "rotation"},
+        "rotation-small-P3F4": {
+            "pretrain": "adv:rotation",
+            "pretraining": "adv-rotation-small",
+            "finetune": "F4",
+        },
+    },
+)
 
 
 def _suite(tmp_path, extra: str = ""):
@@ -193,6 +180,7 @@ def folder(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("synthetic"), train_per_class=10)
 
 
+@pytest.mark.slow
 def test_baseline_trains_and_its_checkpoint_reloads_with_the_head(tmp_path, folder):
     suite = _suite(tmp_path)
     train_run(

@@ -1,0 +1,149 @@
+"""What several test modules share, so that no test module imports another.
+
+suite_toml             TOML text of the tiny training suite most tests train (overridable)
+run_cli                `robench ARGS` in this process: (exit code, stdout, stderr)
+assert_one_line_error  how bad input must look at the command line: exit 2, one line
+leaderboard_row        one valid pgd20 leaderboard row
+smooth_images          natural-ish test images in [0.05, 0.95] (corruption tests)
+REPO                   the repository root (robench/, leaderboards/, benchmarks/)
+
+The root conftest's folder (tests/) is on sys.path under pytest's default "prepend" import
+mode, so `from helpers import ...` works from every subfolder, like `synthetic`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The tiny protocol that the CLI tests train; the other suites differ in a few values.
+TINY_PROTOCOL: dict[str, Any] = {
+    "data": "imagefolder",
+    "model": "preact_tiny",
+    "epochs": 1,
+    "batch_size": 50,
+    "val_ra_subset": 10,
+    "eval_n": 40,
+    "eval_batch_size": 40,
+    "train_attack": {"steps": 1},
+    "val_attack": {"steps": 1},
+}
+TINY_RUNS: dict[str, dict[str, Any]] = {"P1F3": {"finetune": "F3"}, "P1F4": {"finetune": "F4"}}
+
+
+def suite_toml(
+    *,
+    runs: dict[str, dict[str, Any]] | None = None,
+    pretrain_protocol: dict[str, Any] | None = None,
+    pretraining: dict[str, dict[str, Any]] | None = None,
+    **protocol: Any,
+) -> str:
+    """TOML text of a small valid suite: TINY_PROTOCOL with `protocol` keys replaced or added.
+
+    A dict value is a sub-table (`train_attack={"steps": 2}` replaces [protocol.train_attack]
+    whole). `runs` maps run names to their keys (default: P1F3 and P1F4 from scratch);
+    `pretrain_protocol` and `pretraining` add those tables. Keys keep their order, one
+    `key = value` line each, so `.replace()` on the text works as on a hand-written suite.
+    """
+    merged = {**TINY_PROTOCOL, **protocol}
+    lines = _table("protocol", merged)
+    if pretrain_protocol is not None:
+        lines += _table("pretrain_protocol", pretrain_protocol)
+    for name, table in (pretraining or {}).items():
+        lines += _table(f"pretraining.{_key(name)}", table)
+    for name, table in (TINY_RUNS if runs is None else runs).items():
+        lines += _table(f"runs.{_key(name)}", table)
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _table(header: str, table: dict[str, Any]) -> list[str]:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    lines = [f"[{header}]"] if scalars or not table else []
+    lines += [f"{_key(k)} = {_value(v)}" for k, v in scalars.items()]
+    for key, sub in table.items():
+        if isinstance(sub, dict):
+            lines += _table(f"{header}.{_key(key)}", sub)
+    return lines
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """`robench ARGS` in this process: its exit code (None, a plain exit, is 0), out, err."""
+    from robench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["robench", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (0 if code is None else code), out, err
+
+
+def assert_one_line_error(code: int, err: str, needle: str) -> None:
+    """Bad input at the command line: exit code 2 and one line naming it, no traceback."""
+    assert code == 2
+    assert "Traceback" not in err
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def leaderboard_row(run: str = "a", ra: float = 40.0, n: int = 100) -> dict[str, Any]:
+    """A valid pgd20 row (every column present) for run `run` with RA `ra` on `n` images."""
+    from robench.leaderboard import PGD20
+
+    row = dict.fromkeys(PGD20.names, "")
+    row.update(
+        run=run,
+        suite="pgd20",
+        pretext="none",
+        scenario="P1F4",
+        checkpoint="best_ta",
+        ta=80.0,
+        ra=ra,
+        attack="pgd-linf",
+        eps="8/255",
+        eps_value=8 / 255,
+        step_size="2/255",
+        steps=20,
+        restarts=1,
+        n_eval=n,
+        seed=0,
+        dataset="CIFAR-10 (JPEG copy)",
+        is_jpeg_copy=True,
+        epochs_to_best=3,
+    )
+    return row
+
+
+def smooth_images(n: int = 4, seed: int = 0) -> torch.Tensor:
+    """Natural-ish test images: smooth random colour fields with edges, in [0.05, 0.95]."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=g)
+    x = torch.nn.functional.interpolate(low, size=32, mode="bilinear", align_corners=False)
+    x[:, :, 10:20, 8:24] = torch.rand(n, 3, 1, 1, generator=g)
+    return (0.05 + 0.9 * x).contiguous()
