@@ -5,6 +5,8 @@ run_cli                `robench ARGS` in this process: (exit code, stdout, stder
 assert_one_line_error  how bad input must look at the command line: exit 2, one line
 leaderboard_row        one valid pgd20 leaderboard row
 smooth_images          natural-ish test images in [0.05, 0.95] (corruption tests)
+quiet_session          a CPU Session that prints nothing (the stages' first argument)
+train_env              the TrainEnv a quiet CPU session hands the training stage
 REPO                   the repository root (robench/, leaderboards/, benchmarks/)
 
 The root conftest's folder (tests/) is on sys.path under pytest's default "prepend" import
@@ -21,6 +23,11 @@ from typing import Any
 
 import pytest
 import torch
+from rich.console import Console
+
+from robench.config import Suite
+from robench.session import Session
+from robench.train.lifecycle import TrainEnv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,3 +154,15 @@ def smooth_images(n: int = 4, seed: int = 0) -> torch.Tensor:
     x = torch.nn.functional.interpolate(low, size=32, mode="bilinear", align_corners=False)
     x[:, :, 10:20, 8:24] = torch.rand(n, 3, 1, 1, generator=g)
     return (0.05 + 0.9 * x).contiguous()
+
+
+def quiet_session(data_dir: str | Path | None = None, **options: Any) -> Session:
+    """A CPU session with a console that prints nothing; `options` as for Session.start."""
+    return Session.start("cpu", console=Console(quiet=True), data_dir=data_dir, **options)
+
+
+def train_env(
+    data_dir: str | Path | None = None, suite: Suite | None = None, **options: Any
+) -> TrainEnv:
+    """The training stage's environment of a quiet CPU session (suite: its provenance)."""
+    return quiet_session(str(data_dir) if data_dir else None, **options).train_env(suite)

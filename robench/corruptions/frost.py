@@ -66,7 +66,7 @@ def _draw(segments: list[tuple[float, ...]], size: int) -> Tensor:
         xy = [c * SUPERSAMPLE for c in (x0, y0, x1, y1)]
         draw.line(xy, fill=round(255 * level), width=round(width * SUPERSAMPLE))
     small = canvas.reduce(SUPERSAMPLE)
-    return to_unit(torch.from_numpy(np.asarray(small, dtype=np.uint8)), torch.preserve_format)
+    return to_unit(torch.from_numpy(np.array(small, dtype=np.uint8)), torch.preserve_format)
 
 
 @lru_cache(maxsize=1)

@@ -23,13 +23,15 @@ from robench.attacks import ATTACKS
 from robench.attacks.unforeseen import PROTOCOL_STRENGTHS, UnforeseenAttack
 from robench.models import create
 
+N = 8
 # Small constructor params per registered name: few steps, so every attack runs in well
 # under a second on preact_tiny. Unforeseen attacks at their larger protocol strength.
 EXAMPLE_PARAMS: dict[str, dict] = {
     "pgd": dict(eps=8 / 255, step_size=2 / 255, steps=3),
+    "multi_pgd": dict(eps=8 / 255, step_size=2 / 255, steps=3),
+    "autoattack": dict(eps=8 / 255, batch_size=N),
     **{family: dict(eps=strengths[1], steps=3) for family, strengths in PROTOCOL_STRENGTHS.items()},
 }
-N = 8
 
 
 def _build(name: str):

@@ -12,10 +12,11 @@ from helpers import assert_one_line_error, run_cli, suite_toml
 
 from robench.attacks import PGD
 from robench.data import make_splits
-from robench.eval.accuracy import batch_generator
+from robench.data.convert import to_float_chw
+from robench.flags import attack_generator
+from robench.runs.checkpoint import load_model_checkpoint
+from robench.runs.run_dir import RunDir
 from robench.runtime import Runtime
-from robench.train.checkpoint import load_model_checkpoint
-from robench.train.run_dir import RunDir
 
 from synthetic import make_image_folder
 
@@ -117,12 +118,11 @@ def test_reproduce_then_eval_writes_keyed_rows(monkeypatch, capsys, suite_file, 
     # 40 test images, one batch (eval_batch_size 40), PGD-20 seeded as batch 0 of seed 0.
     model, _ = load_model_checkpoint(RunDir(out / "runs" / "P1F4").checkpoint(row.checkpoint))
     test = make_splits("imagefolder", folder).test.first(40)
-    x, y = (
-        torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255,
-        torch.from_numpy(test.labels),
+    x, y = to_float_chw(test.images), torch.from_numpy(test.labels)
+    attack = PGD(8 / 255, 2 / 255, 20)
+    x_adv = attack.perturb(
+        model.eval(), x, y, attack_generator(Runtime.select("cpu"), attack, 0, 0)
     )
-    generator = batch_generator(Runtime.select("cpu"), 0, 0)
-    x_adv = PGD(8 / 255, 2 / 255, 20).perturb(model.eval(), x, y, generator)
     with torch.no_grad():
         clean = model(x).argmax(1) == y
         robust = clean & (model(x_adv).argmax(1) == y)

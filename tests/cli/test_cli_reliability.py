@@ -25,8 +25,8 @@ from robench.errors import CheckpointError, DataError
 from robench.eval.targets import load_state_dict_file
 from robench.leaderboard import read_board, upsert_rows
 from robench.models import create
-from robench.train import checkpoint as ckpt
-from robench.train.run_dir import RunDir
+from robench.runs import checkpoint as ckpt
+from robench.runs.run_dir import RunDir
 
 from synthetic import make_image_folder
 
@@ -250,7 +250,7 @@ def test_image_folder_with_an_unreadable_file(tmp_path):
 
 
 def test_numpy_is_not_unpickled_from_flag_files(tmp_path):
-    from robench.eval.flagstore import FlagStore
+    from robench.runs import FlagStore
 
     flag_file = FlagStore(tmp_path).file("pgd", {"a": 1}, 4)
     np.save(flag_file.path, np.array([_Planted(tmp_path / "pwned")], dtype=object))

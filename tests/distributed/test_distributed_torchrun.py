@@ -44,8 +44,8 @@ import robench
 from robench.attacks.pgd import PGD
 from robench.cli import main
 from robench.distributed import DistContext
-from robench.train import checkpoint as ckpt
-from robench.train import trainer as trainer_mod
+from robench.runs import checkpoint as ckpt
+from robench.train import finetune as trainer_mod
 
 from synthetic import make_image_folder
 

@@ -24,13 +24,17 @@ from helpers import REPO, run_cli
 from rich.console import Console
 from torch import nn
 
+from robench.attacks.unforeseen import FAMILIES
 from robench.corruptions.source import CORRUPTION_NAMES
 from robench.data import ArrayDataset
-from robench.eval.runner import EvalOptions, Evaluator
+from robench.eval.evaluator import Evaluator
 from robench.eval.sanity import EvaluationRefused
-from robench.eval.suites import Overrides, unforeseen_evaluations
+from robench.eval.suites import EvalOptions, Overrides
+from robench.eval.suites.unforeseen import unforeseen_evaluations
 from robench.eval.targets import EvalTarget, SoftmaxEnsemble
+from robench.flags import Flags
 from robench.leaderboard import validate_board
+from robench.leaderboard.board_set import BoardSet
 from robench.leaderboard.schema import UNFORESEEN_COLUMNS
 from robench.models import create
 from robench.runtime import Runtime
@@ -81,12 +85,22 @@ def _target(model: nn.Module, tmp_path: Path, n: int = 16, name: str = "m") -> E
     )
 
 
+def _kind(protocol: dict) -> str:
+    """clean, corruption, or the attack family: pgd, autoattack, unforeseen."""
+    if protocol["corruption"] is not None:
+        return "corruption"
+    if protocol["attack"] is None:
+        return "clean"
+    name = protocol["attack"]["name"]
+    return "unforeseen" if name in FAMILIES else name
+
+
 def _stored_flags(flag_dir: Path, kind: str) -> dict[str, np.ndarray]:
     """Evaluation name -> the per-example flags `robench eval` stored for it (kind `kind`)."""
     flags = {}
     for sidecar in flag_dir.glob("*.json"):
         info = json.loads(sidecar.read_text())
-        if info["protocol"]["kind"] == kind:
+        if _kind(info["protocol"]) == kind:
             with np.load(sidecar.with_suffix(".npz")) as data:
                 flags[info["evaluation"]] = np.asarray(data["flags"], dtype=bool)
     return flags
@@ -219,17 +233,19 @@ def test_stored_flags_are_not_recomputed(tmp_path, monkeypatch):
 
 
 def test_all_suites_write_their_boards(tmp_path):
-    from robench.workflow import evaluate_targets
+    from helpers import quiet_session
+
+    from robench.workflow import evaluate
 
     boards = tmp_path / "boards"
-    frames = evaluate_targets(
+    stored = evaluate(
+        quiet_session(),
         [_target(_tiny(), tmp_path, n=8)],
         "all",
-        boards,
-        runtime=CPU,
-        console=QUIET,
-        options=EvalOptions(overrides=Overrides(steps=2)),
+        BoardSet(boards),
+        EvalOptions(overrides=Overrides(steps=2)),
     )
+    frames = {name: stored.ours(name) for name in stored.names()}
     assert set(frames) == {"pgd20", "autoattack", "unforeseen", "corruptions", "corruptions_long"}
     for name in frames:
         assert validate_board(boards / f"{name}.csv")[1] == []
@@ -262,13 +278,15 @@ def test_worst_cases_are_per_example(tmp_path, monkeypatch):
     n = 16
     unforeseen = [e.name for e in unforeseen_evaluations(None)]
 
-    def known_flags(self, evaluation):
+    def known_flags(self, evaluation, *, keep_examples=False):
         flags = np.ones(n, dtype=bool)
-        if evaluation.kind == "unforeseen":
+        kind = _kind(evaluation.protocol())
+        if kind == "unforeseen":
             flags[unforeseen.index(evaluation.name)] = False
-        elif evaluation.kind in ("pgd", "autoattack"):
-            flags[("pgd", "autoattack").index(evaluation.kind)] = False
-        return flags
+        elif kind in ("pgd", "autoattack"):
+            flags[("pgd", "autoattack").index(kind)] = False
+        clean = np.ones(n, dtype=bool)
+        return Flags(clean, None if kind == "clean" else flags, 0.0)
 
     monkeypatch.setattr(Evaluator, "flags", known_flags)
     evaluator = Evaluator(_target(_tiny(), tmp_path, n=n), CPU, QUIET, EvalOptions())

@@ -1,4 +1,5 @@
-"""Transfer analysis on three tiny trained runs: exact agreement with `robench eval`, caching."""
+"""Transfer analysis on three tiny trained runs: exact agreement with `robench eval`, and the
+evaluation's kept examples reused instead of attacking again."""
 
 from __future__ import annotations
 
@@ -8,30 +9,30 @@ import shutil
 import pandas as pd
 import pytest
 import torch
-from helpers import suite_toml
+from helpers import suite_toml, train_env
 from rich.console import Console
 
-from robench.attacks.factory import pgd_from_config
+from robench.attacks import build_attack
 from robench.config import load_suite
 from robench.data import make_splits
+from robench.data.convert import to_float_chw
+from robench.distributed import DistContext
 from robench.errors import RobenchError
-from robench.eval import transfer
-from robench.eval.accuracy import correct_flags
-from robench.eval.runner import EvalOptions, Evaluator
-from robench.eval.suites import get_eval_suite
+from robench.eval.evaluator import Evaluator
+from robench.eval.suites import EvalOptions
+from robench.eval.suites.pgd20 import PGD20_ATTACK
 from robench.eval.targets import run_target
 from robench.eval.transfer import (
     asr_table,
-    cache_stem,
-    craft_or_load,
     overlap_table,
+    source_flags,
     transfer_matrix,
     write_transfer,
 )
+from robench.flags import compute_flags
+from robench.runs.checkpoint import load_model_checkpoint
 from robench.runtime import Runtime
-from robench.train import checkpoint as ckpt
-from robench.train.checkpoint import load_model_checkpoint
-from robench.train.trainer import train_run
+from robench.train.finetune import train_run
 
 from synthetic import make_image_folder
 
@@ -65,7 +66,7 @@ def runs(tmp_path_factory, folder):
     suite = load_suite(path)
     out = root / "runs"
     for run in suite.runs.values():
-        train_run(run, out, runtime=CPU, console=QUIET, suite=suite, data_dir=folder)
+        train_run(run, out, train_env(folder, suite))
     return [out / name for name in suite.runs]
 
 
@@ -95,11 +96,26 @@ def test_asr_csv_is_square_and_its_diagonal_is_one_minus_ra(result, runs, folder
         assert diagonal == pytest.approx(1 - row["ra"] / 100, abs=1e-6)
 
 
+def _kept(run, folder, seed: int = 0):
+    """The run's PGD-20 flags with their examples, as the transfer analysis asks for them."""
+    target = run_target(run, data_dir=folder)
+    evaluator = Evaluator(target, CPU, QUIET, EvalOptions(seed=seed), DistContext())
+    flags = source_flags(evaluator, "pgd20")
+    return flags.examples, torch.from_numpy(target.test.labels), torch.from_numpy(flags.robust)
+
+
+def _no_attack(monkeypatch):
+    def attacked(*args, **kwargs):
+        raise RuntimeError("attacked again")
+
+    monkeypatch.setattr("robench.attacks.pgd.PGD._perturb", attacked)
+
+
 def _fooled(runs, folder) -> dict[tuple[str, str], torch.Tensor]:
-    """(source, target) -> per image, whether the source's cached example fools the target:
+    """(source, target) -> per image, whether the source's kept example fools the target:
     recomputed here from the best_ta checkpoints, wrong on the clean image or the example."""
     test = make_splits("imagefolder", folder).test.first(N)
-    clean = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
+    clean = to_float_chw(test.images)
     models = {run.name: load_model_checkpoint(run / "checkpoints" / "best_ta")[0] for run in runs}
 
     def predict(model, x):
@@ -108,7 +124,7 @@ def _fooled(runs, folder) -> dict[tuple[str, str], torch.Tensor]:
 
     fooled = {}
     for source in runs:
-        examples, labels, _ = craft_or_load(source, "pgd20", None, CPU, folder, 0)
+        examples, labels, _ = _kept(source, folder)
         assert torch.equal(labels, torch.from_numpy(test.labels))
         for name, model in models.items():
             robust = (predict(model, clean) == labels) & (predict(model, examples) == labels)
@@ -138,48 +154,42 @@ def test_overlaps_partition_the_images_and_add_up_to_the_asr(result, runs, folde
         )
 
 
-def test_examples_are_cached_and_reused(result, runs, folder, monkeypatch):
-    stem = cache_stem(runs[0], "pgd20", N, 0)
-    assert stem.with_suffix(".safetensors").is_file() and stem.with_suffix(".json").is_file()
-
-    def no_attack(*args, **kwargs):
-        raise AssertionError("the cached examples should have been used")
-
-    monkeypatch.setattr(transfer, "pgd_from_config", no_attack)
+def test_kept_examples_are_reused_instead_of_attacking_again(result, runs, folder, monkeypatch):
+    pgd = next((runs[0] / "eval").glob("pgd-*.npz"))
+    assert len(list(pgd.with_suffix(".examples").glob("*.npy"))) == 3  # one file per batch
+    _no_attack(monkeypatch)
     again = transfer_matrix(runs, runtime=CPU, data_dir=folder, seed=0)
     pd.testing.assert_frame_equal(again.asr, result.asr)
     pd.testing.assert_frame_equal(again.overlap, result.overlap)
-    examples, labels, robust = craft_or_load(runs[0], "pgd20", None, CPU, folder, 0)
+    examples, labels, robust = _kept(runs[0], folder)
     assert examples.shape == (N, 3, 32, 32) and examples.dtype == torch.float32
     assert labels.shape == robust.shape == (N,) and robust.dtype == torch.bool
     assert _count(1 - result.asr.loc["A", "A"]) == int(robust.sum())
+    # `robench eval` of the same run finds the transfer analysis's flags: nothing to attack
+    evaluator = Evaluator(run_target(runs[0], data_dir=folder), CPU, QUIET, EvalOptions(seed=0))
+    [(_, [row])] = evaluator.run("pgd20")
+    assert N - _count(result.asr.loc["A", "A"]) == _count(row["ra"] / 100)
 
 
-def test_cached_examples_are_the_pgd20_examples(runs, folder):
-    examples, _, robust = craft_or_load(runs[1], "pgd20", None, CPU, folder, 0)
+def test_kept_examples_are_the_pgd20_examples(runs, folder):
+    examples, _, robust = _kept(runs[1], folder)
     model, _ = load_model_checkpoint(runs[1] / "checkpoints" / "best_ta")
     test = make_splits("imagefolder", folder).test.first(N)
-    attack = pgd_from_config(get_eval_suite("pgd20").attack, CPU)
-    flags = correct_flags(model, test, CPU, 16, attack, seed=0, keep_adversarial=True)
-    assert torch.equal(flags.adversarial, examples) and torch.equal(flags.robust, robust)
-    clean = torch.from_numpy(test.images).permute(0, 3, 1, 2).float() / 255
-    assert (examples - clean).abs().max() <= 8 / 255 + 1e-6
-    assert correct_flags(model, test, CPU, 16, attack, seed=0).adversarial is None
+    attack = build_attack(PGD20_ATTACK, CPU)
+    flags = compute_flags(
+        model, test, runtime=CPU, batch_size=16, attack=attack, seed=0, keep_examples=True
+    )
+    assert torch.equal(flags.examples, examples)
+    assert torch.equal(torch.from_numpy(flags.robust), robust)
+    assert (examples - to_float_chw(test.images)).abs().max() <= 8 / 255 + 1e-6
 
 
-def test_a_cache_with_another_protocol_is_recomputed(runs, folder, tmp_path, monkeypatch):
+def test_another_protocol_does_not_reuse_the_examples(runs, folder, tmp_path, monkeypatch):
     run = shutil.copytree(runs[2], tmp_path / "C")
-    stem = cache_stem(run, "pgd20", N, 0)
-    tensors, meta = ckpt.load_checkpoint(stem)
-    meta["protocol"]["batch_size"] = 8
-    ckpt.save_checkpoint(stem, tensors, meta)
-
-    def no_attack(*args, **kwargs):
-        raise RuntimeError("attacked again")
-
-    monkeypatch.setattr(transfer, "pgd_from_config", no_attack)
+    _no_attack(monkeypatch)
+    _kept(run, folder, seed=0)  # kept under seed 0: nothing to do
     with pytest.raises(RuntimeError, match="attacked again"):
-        craft_or_load(run, "pgd20", None, CPU, folder, 0)
+        _kept(run, folder, seed=1)
 
 
 def test_runs_on_different_data_sets_are_refused(runs, tmp_path, folder):

@@ -4,27 +4,24 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import suite_toml
-from rich.console import Console
+from helpers import suite_toml, train_env
 
 from robench.attacks.pgd import PGD
 from robench.config import load_suite
 from robench.errors import ConfigError
 from robench.leaderboard.paper_tables import build_paper_table, paper_rows
 from robench.leaderboard.schema import TABLE5, TABLE6
-from robench.models import create
+from robench.models import attach_rotation_head, create
+from robench.runs import checkpoint as ckpt
+from robench.runs.run_dir import RunDir
 from robench.runtime import Runtime
-from robench.train import checkpoint as ckpt
+from robench.train.finetune import train_run
 from robench.train.rotation_aux import (
     JointOutputs,
     RotationAuxiliaryObjective,
-    attach_rotation_head,
     four_rotations,
     joint_loss,
 )
-from robench.train.run_dir import RunDir
-from robench.train.trainer import train_run
-from robench.workflow import is_table3_run
 
 from synthetic import make_image_folder
 
@@ -111,7 +108,7 @@ def test_auxiliary_head_is_for_end_to_end_runs_only(tmp_path):
 
 def test_table3_keeps_plain_cells_only(tmp_path):
     suite = _suite(tmp_path)
-    plain = {name for name, run in suite.runs.items() if is_table3_run(run)}
+    plain = {name for name, run in suite.runs.items() if run.is_table3_cell}
     assert plain == {"P1F4", "rotation-P3F4", "jigsaw-P3F4"}  # not aux, not the resized set
 
 
@@ -183,14 +180,7 @@ def folder(tmp_path_factory):
 @pytest.mark.slow
 def test_baseline_trains_and_its_checkpoint_reloads_with_the_head(tmp_path, folder):
     suite = _suite(tmp_path)
-    train_run(
-        suite.runs["aux"],
-        tmp_path / "runs",
-        runtime=Runtime.select("cpu"),
-        console=Console(quiet=True),
-        suite=suite,
-        data_dir=folder,
-    )
+    train_run(suite.runs["aux"], tmp_path / "runs", train_env(folder, suite))
     stem = RunDir(tmp_path / "runs" / "aux").checkpoint("best_ta")
     tensors, meta = ckpt.load_checkpoint(stem)
     assert meta["auxiliary"] == "rotation"

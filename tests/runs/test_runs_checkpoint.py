@@ -5,7 +5,7 @@ import torch
 
 from robench.errors import CheckpointError
 from robench.models import create
-from robench.train import checkpoint as ckpt
+from robench.runs import checkpoint as ckpt
 
 
 def _save(tmp_path, model, **meta):

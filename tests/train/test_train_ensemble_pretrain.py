@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-from helpers import suite_toml
-from rich.console import Console
+from helpers import quiet_session, suite_toml, train_env
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -17,15 +16,14 @@ from robench.config import load_suite
 from robench.errors import ConfigError
 from robench.models import create
 from robench.pretext.ensemble import PretextEnsemble
-from robench.runtime import Runtime
-from robench.train import checkpoint as ckpt
+from robench.runs import checkpoint as ckpt
+from robench.runs.run_dir import RunDir
 from robench.train import loop as loop_mod
 from robench.train.diversity import diversity_logdet
 from robench.train.ensemble_pretrain import EnsembleStep
-from robench.train.pretrainer import pretrain_run
-from robench.train.run_dir import RunDir
-from robench.train.trainer import PRETRAIN_FOLDER
-from robench.workflow import train_suite
+from robench.train.lifecycle import PRETRAIN_FOLDER
+from robench.train.pretrain import pretrain_run
+from robench.workflow import train
 
 from synthetic import make_image_folder
 
@@ -294,7 +292,7 @@ def trained(tmp_path_factory, folder):
     path.write_text(SUITE)
     suite = load_suite(path)
     out = tmp_path_factory.mktemp("runs")
-    train_suite(suite, out, only=None, device="cpu", console=Console(quiet=True), data_dir=folder)
+    train(quiet_session(str(folder)), suite, out, None)
     return suite, out
 
 
@@ -313,7 +311,10 @@ def test_ensemble_pretraining_run_saves_trunk_heads_and_metrics(trained):
     config = json.loads(run.config.read_text())
     assert config["lr"] == {"max": 1e-3, "min": 1e-8, "schedule": "cosine"}
     assert config["pretraining"]["protocol"]["diversity"] == 0.1
-    assert "smoothing_sigma" not in config["pretraining"]["protocol"]
+    assert config["record_version"] == 2
+    suite, _ = trained
+    (spec,) = [s for s in suite.pretrainings(list(suite.runs.values())) if s.name == run.path.name]
+    assert run.read_record().spec == spec  # the typed record is the suite's spec, key for key
     (record,) = [json.loads(x) for x in run.metrics.read_text().splitlines()]
     for name in TASKS:
         assert record[f"train_loss_adv_{name}"] > record[f"train_loss_clean_{name}"], name
@@ -360,14 +361,8 @@ def test_ensemble_pretraining_resumes_mid_epoch_exactly(folder, tmp_path, monkey
     suite = load_suite(path)
     (spec,) = suite.pretrainings(list(suite.runs.values()))
     assert (spec.protocol.batch_size, spec.protocol.attack.steps) == (16, 1)
-    kwargs = dict(
-        runtime=Runtime.select("cpu"),
-        console=Console(quiet=True),
-        suite=suite,
-        data_dir=folder,
-        checkpoint_every=2,
-    )
-    pretrain_run(spec, tmp_path / "straight", **kwargs)
+    env = train_env(folder, suite, checkpoint_every=2)
+    pretrain_run(spec, tmp_path / "straight", env)
     real = loop_mod.run_epoch
 
     def run_epoch(*args, on_checkpoint=None, **kw):
@@ -377,11 +372,11 @@ def test_ensemble_pretraining_resumes_mid_epoch_exactly(folder, tmp_path, monkey
 
         return real(*args, on_checkpoint=save_then_die, **kw)
 
-    monkeypatch.setattr("robench.train.pretrainer.run_epoch", run_epoch)
+    monkeypatch.setattr("robench.train.pretrain.run_epoch", run_epoch)
     with pytest.raises(Interrupted):
-        pretrain_run(spec, tmp_path / "resumed", **kwargs)
+        pretrain_run(spec, tmp_path / "resumed", env)
     monkeypatch.undo()
-    pretrain_run(spec, tmp_path / "resumed", **kwargs)
+    pretrain_run(spec, tmp_path / "resumed", env)
     for stem in ("trunk", "task_head"):
         a, _ = ckpt.load_checkpoint(tmp_path / "straight" / spec.name / stem)
         b, _ = ckpt.load_checkpoint(tmp_path / "resumed" / spec.name / stem)

@@ -18,16 +18,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import suite_toml
-from rich.console import Console
+from helpers import suite_toml, train_env
 
 from robench.config import load_suite
-from robench.runtime import Runtime
-from robench.train import checkpoint as ckpt
+from robench.runs import checkpoint as ckpt
+from robench.runs.run_dir import RunDir
 from robench.train import loop as loop_mod
-from robench.train.pretrainer import pretrain_run
-from robench.train.run_dir import RunDir
-from robench.train.trainer import train_run
+from robench.train.finetune import train_run
+from robench.train.pretrain import pretrain_run
 
 from synthetic import make_image_folder
 
@@ -91,29 +89,23 @@ def _interrupt_after_partial_checkpoints(monkeypatch, how_many: int) -> None:
 
         return real(*args, on_checkpoint=save_then_maybe_die, **kwargs)
 
-    for module in ("robench.train.trainer", "robench.train.pretrainer"):
+    for module in ("robench.train.finetune", "robench.train.pretrain"):
         monkeypatch.setattr(f"{module}.run_epoch", run_epoch)
 
 
 def test_finetuning_resumes_mid_epoch_exactly(suite_file, folder, tmp_path, monkeypatch):
     suite = load_suite(suite_file)
-    kwargs = dict(
-        runtime=Runtime.select("cpu"),
-        console=Console(quiet=True),
-        suite=suite,
-        data_dir=folder,
-        checkpoint_every=4,
-    )
-    train_run(suite.runs["at"], tmp_path / "straight", **kwargs)
+    env = train_env(folder, suite, checkpoint_every=4)
+    train_run(suite.runs["at"], tmp_path / "straight", env)
     # 240 training images / 16 = 15 steps an epoch: checkpoints at 4, 8, 12; die in epoch 2
     _interrupt_after_partial_checkpoints(monkeypatch, how_many=5)
     with pytest.raises(Interrupted):
-        train_run(suite.runs["at"], tmp_path / "resumed", **kwargs)
+        train_run(suite.runs["at"], tmp_path / "resumed", env)
     partial = RunDir(tmp_path / "resumed" / "at").partial_checkpoint
     _, meta = ckpt.load_checkpoint(partial)
     assert (meta["epoch"], meta["progress"]["step"]) == (2, 8)
     monkeypatch.undo()
-    train_run(suite.runs["at"], tmp_path / "resumed", **kwargs)
+    train_run(suite.runs["at"], tmp_path / "resumed", env)
     _assert_same_run(tmp_path / "straight" / "at", tmp_path / "resumed" / "at")
     assert not ckpt.checkpoint_paths(partial)[0].exists()  # removed once the epoch ended
 
@@ -121,19 +113,13 @@ def test_finetuning_resumes_mid_epoch_exactly(suite_file, folder, tmp_path, monk
 def test_pretraining_resumes_mid_epoch_exactly(suite_file, folder, tmp_path, monkeypatch):
     suite = load_suite(suite_file)
     spec = suite.pretrainings([suite.runs["rot"]])[0]
-    kwargs = dict(
-        runtime=Runtime.select("cpu"),
-        console=Console(quiet=True),
-        suite=suite,
-        data_dir=folder,
-        checkpoint_every=3,
-    )
-    pretrain_run(spec, tmp_path / "straight", **kwargs)
+    env = train_env(folder, suite, checkpoint_every=3)
+    pretrain_run(spec, tmp_path / "straight", env)
     _interrupt_after_partial_checkpoints(monkeypatch, how_many=2)
     with pytest.raises(Interrupted):
-        pretrain_run(spec, tmp_path / "resumed", **kwargs)
+        pretrain_run(spec, tmp_path / "resumed", env)
     monkeypatch.undo()
-    pretrain_run(spec, tmp_path / "resumed", **kwargs)
+    pretrain_run(spec, tmp_path / "resumed", env)
     _assert_same_run(tmp_path / "straight" / spec.name, tmp_path / "resumed" / spec.name, "trunk")
 
 

@@ -4,20 +4,19 @@ import json
 
 import pytest
 import torch
-from helpers import suite_toml
-from rich.console import Console
+from helpers import quiet_session, suite_toml, train_env
 
 from robench.config import load_suite
 from robench.errors import CheckpointError, ConfigError, RobenchError
 from robench.models import create
 from robench.pretext import create_task
-from robench.runtime import Runtime
-from robench.train import checkpoint as ckpt
-from robench.train.pretrainer import pretrain_run
-from robench.train.run_dir import RunDir
-from robench.train.trainer import PRETRAIN_FOLDER, train_run
+from robench.runs import checkpoint as ckpt
+from robench.runs.run_dir import RunDir
+from robench.train.finetune import train_run
+from robench.train.lifecycle import PRETRAIN_FOLDER
+from robench.train.pretrain import pretrain_run
 from robench.train.transfer import load_trunk, trunk_tensors
-from robench.workflow import reproduce, train_suite
+from robench.workflow import reproduce, train
 
 from synthetic import make_image_folder
 
@@ -59,7 +58,7 @@ def trained(tmp_path_factory, folder):
     path.write_text(SUITE)
     suite = load_suite(path)
     out = tmp_path_factory.mktemp("runs")
-    train_suite(suite, out, only=None, device="cpu", console=Console(quiet=True), data_dir=folder)
+    train(quiet_session(str(folder)), suite, out, None)
     return suite, out
 
 
@@ -159,28 +158,20 @@ def test_a_mismatched_trunk_fails_loudly(trained, tmp_path):
 def test_fine_tuning_without_its_pretraining_is_an_error(trained, tmp_path, folder):
     suite, _ = trained
     with pytest.raises(RobenchError, match="has not finished"):
-        train_run(
-            suite.runs["rot-P3F4"],
-            tmp_path,
-            runtime=Runtime.select("cpu"),
-            console=Console(quiet=True),
-            data_dir=folder,
-        )
+        train_run(suite.runs["rot-P3F4"], tmp_path, train_env(folder))
 
 
 @pytest.mark.slow
 def test_reproduce_writes_table3_with_the_papers_numbers(tmp_path, folder):
     path = tmp_path / "suite.toml"
     path.write_text(SUITE.replace("epochs = 2", "epochs = 1"))
-    boards = reproduce(
+    done = reproduce(
+        quiet_session(str(folder)),
         load_suite(path),
         tmp_path / "out",
-        only=["P1F4", "rot-P3F4", "jig-P2F3"],
-        device="cpu",
-        console=Console(quiet=True),
-        data_dir=str(folder),
+        ["P1F4", "rot-P3F4", "jig-P2F3"],
     )
-    table = __import__("pandas").read_csv(boards / "table3.csv")
+    table = __import__("pandas").read_csv(done.boards.path("table3"))
     cells = set(zip(table.pretext, table.scenario, strict=True))
     # P1F4 repeats under each pretext that the suite uses
     assert cells == {
@@ -236,13 +227,7 @@ def test_pretraining_on_another_image_folder_resizes_it(tmp_path, folder):
     path.write_text(text)
     suite = load_suite(path)
     spec = suite.runs["jig-P2F3"].pretraining
-    pretrain_run(
-        spec,
-        tmp_path / PRETRAIN_FOLDER,
-        runtime=Runtime.select("cpu"),
-        console=Console(quiet=True),
-        data_dir=folder,
-    )
+    pretrain_run(spec, tmp_path / PRETRAIN_FOLDER, train_env(folder))
     config = json.loads((tmp_path / PRETRAIN_FOLDER / "std-jigsaw" / "config.json").read_text())
     assert config["data"]["train"] == 72 and "other" in config["data"]["dataset"]
     load_trunk(create("preact_tiny"), tmp_path / PRETRAIN_FOLDER / "std-jigsaw" / "trunk")

@@ -6,16 +6,16 @@ import json
 
 import pytest
 import torch
-from rich.console import Console
+from helpers import train_env
 
 from robench.attacks import PGD
-from robench.config import load_suite
+from robench.config import PretrainSpec, load_suite
+from robench.config.typed import build
 from robench.errors import ConfigError
 from robench.pretext.rotation import Rotation
-from robench.runtime import Runtime
-from robench.train import checkpoint as ckpt
-from robench.train.pretrainer import pretrain_run
-from robench.train.trainer import PRETRAIN_FOLDER
+from robench.runs import checkpoint as ckpt
+from robench.train.lifecycle import PRETRAIN_FOLDER
+from robench.train.pretrain import pretrain_run
 
 from synthetic import make_image_folder
 
@@ -80,8 +80,14 @@ def test_smooth_runs_are_ps_scenarios_with_sigma_in_their_config(tmp_path):
     )
     assert spec.protocol.smoothing_sigma == 0.25
     assert spec.to_dict()["protocol"]["smoothing_sigma"] == 0.25
-    std = suite.runs["rot-P2F4"].pretraining.to_dict()["protocol"]
-    assert "smoothing_sigma" not in std and "diversity" not in std
+    # A record written before the smoothing and ensemble keys existed (they were left out of
+    # other runs' records then) reads back as the same typed spec: the missing keys default.
+    std = suite.runs["rot-P2F4"].pretraining
+    old = std.to_dict()
+    for key in ("smoothing_sigma", "diversity", "diversity_ridge", "ensemble_tasks"):
+        del old["protocol"][key]
+    assert build(PretrainSpec, old, "record") == std
+    assert build(PretrainSpec, std.to_dict(), "record") == std
     custom = _load(
         tmp_path, SUITE.replace("val_subset = 16", "val_subset = 16\nsmoothing_sigma = 0.5")
     )
@@ -103,7 +109,7 @@ def smoothed(tmp_path_factory, folder):
     """Every smooth pretraining, with every attack made unusable, and the noise recorded."""
     suite = _load(tmp_path_factory.mktemp("suite"))
     out = tmp_path_factory.mktemp("runs")
-    kwargs = dict(runtime=Runtime.select("cpu"), console=Console(quiet=True), data_dir=folder)
+    env = train_env(folder)
     recorded: list[torch.Tensor] = []
     real_logits = Rotation.logits
 
@@ -116,13 +122,12 @@ def smoothed(tmp_path_factory, folder):
         raise AssertionError("smooth pretraining built or ran an attack")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("robench.train.pretrainer.pgd_from_config", no_attack)
-        mp.setattr("robench.train.pretrainer.multi_pgd_from_config", no_attack)
+        mp.setattr("robench.train.pretrain.build_attack", no_attack)
         mp.setattr(PGD, "perturb", no_attack)
         mp.setattr(Rotation, "logits", record)
         for name in ("rot-PSF4", "jig-PSF4", "selfie-PSF4"):
-            pretrain_run(suite.runs[name].pretraining, out / PRETRAIN_FOLDER, **kwargs)
-    pretrain_run(suite.runs["rot-P2F4"].pretraining, out / PRETRAIN_FOLDER, **kwargs)
+            pretrain_run(suite.runs[name].pretraining, out / PRETRAIN_FOLDER, env)
+    pretrain_run(suite.runs["rot-P2F4"].pretraining, out / PRETRAIN_FOLDER, env)
     return out / PRETRAIN_FOLDER, recorded
 
 

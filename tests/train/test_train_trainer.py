@@ -2,19 +2,19 @@ import json
 
 import pytest
 import torch
-from helpers import suite_toml
-from rich.console import Console
+from helpers import suite_toml, train_env
 
 from robench.config import load_suite
 from robench.config.suite import SUITES_DIR
 from robench.data import make_splits
 from robench.errors import ConfigError
-from robench.runtime import Runtime
-from robench.train import checkpoint as ckpt
-from robench.train import trainer as trainer_mod
-from robench.train.run_dir import RunDir
+from robench.runs import checkpoint as ckpt
+from robench.runs.run_dir import RunDir
+from robench.train import finetune as finetune_mod
+from robench.train import steps as steps_mod
+from robench.train.finetune import train_run
+from robench.train.loop import DivergenceError
 from robench.train.schedule import lr_at_epoch
-from robench.train.trainer import train_run
 
 from synthetic import make_image_folder
 
@@ -44,14 +44,7 @@ def suite(tmp_path):
 
 
 def _train(suite, name, out, folder):
-    return train_run(
-        suite.runs[name],
-        out,
-        runtime=Runtime.select("cpu"),
-        console=Console(quiet=True),
-        suite=suite,
-        data_dir=folder,
-    )
+    return train_run(suite.runs[name], out, train_env(folder, suite))
 
 
 def test_paper_schedule_decays_after_epochs_30_and_50():
@@ -94,18 +87,18 @@ def test_run_directory_holds_config_metrics_and_checkpoints(suite, folder, tmp_p
 def test_resumed_run_equals_uninterrupted(suite, folder, tmp_path, monkeypatch):
     _train(suite, "at", tmp_path / "straight", folder)
 
-    original = trainer_mod._EpochTrainer.run_epoch
+    original = finetune_mod.FinetuneJob.run_epoch
 
     def crash_in_epoch_3(self, epoch, *args):
         if epoch == 3:
             raise KeyboardInterrupt
         return original(self, epoch, *args)
 
-    monkeypatch.setattr(trainer_mod._EpochTrainer, "run_epoch", crash_in_epoch_3)
+    monkeypatch.setattr(finetune_mod.FinetuneJob, "run_epoch", crash_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         _train(suite, "at", tmp_path / "resumed", folder)
     assert not RunDir(tmp_path / "resumed" / "at").is_finished()
-    monkeypatch.setattr(trainer_mod._EpochTrainer, "run_epoch", original)
+    monkeypatch.setattr(finetune_mod.FinetuneJob, "run_epoch", original)
     _train(suite, "at", tmp_path / "resumed", folder)
 
     a, _ = ckpt.load_checkpoint(RunDir(tmp_path / "straight" / "at").checkpoint("last"))
@@ -122,7 +115,7 @@ def test_resumed_run_equals_uninterrupted(suite, folder, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_finished_run_is_skipped_and_a_changed_one_refused(suite, folder, tmp_path, monkeypatch):
     _train(suite, "st", tmp_path, folder)
-    monkeypatch.setattr(trainer_mod, "make_splits", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(finetune_mod, "make_splits", lambda *a, **k: pytest.fail("retrained"))
     _train(suite, "st", tmp_path, folder)  # skipped: no data loaded
     monkeypatch.undo()
     changed = SUITE.replace("epochs = 3", "epochs = 4")
@@ -136,7 +129,7 @@ def test_finished_run_is_skipped_and_a_changed_one_refused(suite, folder, tmp_pa
 def test_divergence_stops_with_epoch_and_step(suite, folder, tmp_path, monkeypatch):
     real_ce = torch.nn.functional.cross_entropy
     monkeypatch.setattr(
-        trainer_mod.F, "cross_entropy", lambda *a, **k: real_ce(*a, **k) * float("nan")
+        steps_mod.F, "cross_entropy", lambda *a, **k: real_ce(*a, **k) * float("nan")
     )
-    with pytest.raises(trainer_mod.DivergenceError, match="epoch 1, step 10"):
+    with pytest.raises(DivergenceError, match="epoch 1, step 10"):
         _train(suite, "st", tmp_path, folder)

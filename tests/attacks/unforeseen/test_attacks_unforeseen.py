@@ -14,17 +14,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robench.attacks import ATTACKS, model_mode
+from robench.attacks import ATTACKS, build_attack, model_mode
 from robench.attacks.unforeseen import (
     FAMILIES,
     PROTOCOL_STRENGTHS,
     UnforeseenAttack,
     UnforeseenResult,
-    unforeseen_attack,
 )
 from robench.attacks.unforeseen.jpeg import L1_COORD_MAX, jpeg_codec
 from robench.attacks.unforeseen.snow import BUDGET, region_means
+from robench.config import AttackSpec
 from robench.errors import ConfigError
+from robench.runtime import Runtime
+
+
+def unforeseen_attack(
+    family: str, eps: float, steps: int, step_size: float | None = None, runtime=None
+) -> UnforeseenAttack:
+    """An unforeseen attack built the one way robench builds attacks (spec -> ATTACKS)."""
+    attack = build_attack(
+        AttackSpec(family, {"eps": eps, "steps": steps, "step_size": step_size}), runtime
+    )
+    assert isinstance(attack, UnforeseenAttack)
+    return attack
+
 
 N_IMAGES = 32  # the first exact test images; the standard ResNet-20 gets all 32 right
 STEPS = 3  # enough for every family to fool it on 3 or more images at strength 1
@@ -156,18 +169,19 @@ def test_same_seed_same_output_and_another_seed_differs(family):
     assert not torch.equal(a, c)
 
 
-def test_registry_knows_the_six_families_and_the_helper_builds_them():
+def test_registry_knows_the_six_families_and_builds_them_with_the_runtime_dtype():
     assert set(FAMILIES) <= set(ATTACKS.names())
     assert set(PROTOCOL_STRENGTHS) == set(FAMILIES)
+    bf16 = Runtime(torch.device("cpu"), torch.bfloat16, channels_last=False, compile=False)
     for family in FAMILIES:
         eps = PROTOCOL_STRENGTHS[family][0]
-        attack = unforeseen_attack(family, eps, 200, amp_dtype=torch.bfloat16)
-        assert isinstance(attack, UnforeseenAttack) and attack.name == family
+        attack = unforeseen_attack(family, eps, 200, runtime=bf16)
+        assert attack.name == family
         assert attack.eps == eps and attack.steps == 200 and attack.amp_dtype == torch.bfloat16
         same = ATTACKS.create(family, eps=eps)  # steps default to Kang et al.'s 200
         assert same.steps == 200 and same.step_size == attack.step_size
-    with pytest.raises(ConfigError, match="valid"):
-        unforeseen_attack("pgd", 0.1, 10)
+    with pytest.raises(ConfigError, match="valid names"):
+        build_attack(AttackSpec("fogg", {"eps": 1.0}))
 
 
 def test_default_step_sizes_follow_kang_et_al():
@@ -207,7 +221,7 @@ def test_a_projection_bug_is_caught(monkeypatch):
 def test_an_image_outside_0_1_is_caught(monkeypatch):
     attack = unforeseen_attack("fog", 128, 1)
     monkeypatch.setattr(attack, "render", lambda x, v, context: x * 2 - 0.5 + 0 * v.sum())
-    with pytest.raises(RuntimeError, match="in \\[0, 1\\]: False"):
+    with pytest.raises(RuntimeError, match="not finite and inside \\[0, 1\\]"):
         attack.perturb(_Constant(), torch.rand(2, 3, 32, 32), torch.zeros(2).long())
 
 
