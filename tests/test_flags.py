@@ -126,3 +126,41 @@ def test_a_v1_or_torn_flag_file_is_recomputed(tmp_path):
     store.path.write_bytes(b"torn")
     again = compute_flags(model, data, runtime=CPU, batch_size=BS, store=store)
     assert np.array_equal(again.clean, flags.clean)
+
+
+class _Rank:
+    """Enough of a torchrun DistContext for an attack that cannot be shared out."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank, self.enabled, self.is_main = rank, True, rank == 0
+
+    def on_main(self, work):
+        return work() if self.is_main else None
+
+
+def test_an_attack_that_cannot_be_shared_runs_on_rank_0_and_the_others_read_its_flags(tmp_path):
+    model, data = _model(), _data()
+    attack = _attack()
+    attack.distributable = False  # as AutoAttack: it owns its batching
+    store = FlagStore(tmp_path).file("aa", {}, N)
+    common = {"runtime": CPU, "batch_size": BS, "attack": attack, "store": store}
+    main = compute_flags(model, data, dist=_Rank(0), **common)
+    alone = compute_flags(model, data, **{**common, "store": None})
+    assert np.array_equal(main.robust, alone.robust)
+    attack.perturb = lambda *a, **k: pytest.fail("rank 1 attacked")
+    other = compute_flags(model, data, dist=_Rank(1), **common)
+    assert np.array_equal(other.robust, main.robust) and np.array_equal(other.clean, main.clean)
+    with pytest.raises(ValueError, match="needs a flag file"):
+        compute_flags(model, data, dist=_Rank(1), **{**common, "store": None})
+
+
+def test_an_unreadable_batch_of_examples_is_crafted_again(tmp_path):
+    model, data = _model(), _data()
+    store = FlagStore(tmp_path).file("pgd", {}, N)
+    common = {"runtime": CPU, "batch_size": BS, "attack": _attack(), "store": store}
+    first = compute_flags(model, data, keep_examples=True, **common)
+    (store.examples_dir / "000002.npy").write_bytes(b"torn")  # a hostile or broken file
+    assert store.examples_done(4) == 2
+    again = compute_flags(model, data, keep_examples=True, **common)
+    assert torch.equal(again.examples, first.examples)
+    assert np.array_equal(again.robust, first.robust)

@@ -4,8 +4,10 @@ A registered function is `corrupt(x, severity, generator) -> Tensor` (see `base.
 `CORRUPTIONS.get(name)` fails with the list of valid names.
 """
 
+from collections.abc import Callable
+
 from torch import Tensor
 
 from robench.registry import Registry
 
-CORRUPTIONS: Registry[Tensor] = Registry("corruption")
+CORRUPTIONS: Registry[Callable[..., Tensor]] = Registry("corruption")

@@ -99,9 +99,9 @@ class FlagFile:
         atomic_write(self._example_path(batch), lambda tmp: _save_npy(tmp, array))
 
     def examples_done(self, num_batches: int) -> int:
-        """How many leading batches have their examples stored."""
+        """How many leading batches have their examples stored (and readable)."""
         done = 0
-        while done < num_batches and self._example_path(done).is_file():
+        while done < num_batches and _readable(self._example_path(done)):
             done += 1
         return done
 
@@ -111,6 +111,14 @@ class FlagFile:
         if not parts:
             return torch.zeros(0)
         return torch.from_numpy(np.concatenate(parts))
+
+
+def _readable(path: Path) -> bool:
+    """A stored batch of examples whose header reads (a memory map: the data is not read)."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False).ndim == 4
+    except (OSError, ValueError):
+        return False
 
 
 def _save_npy(tmp: Path, array: np.ndarray) -> None:

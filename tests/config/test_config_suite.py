@@ -94,3 +94,34 @@ def test_paper_suite_is_the_papers_protocol():
 def test_unknown_suite_name():
     with pytest.raises(ConfigError, match="not found"):
         load_suite("no-such-suite")
+
+
+def test_runtime_is_a_suite_wide_table_and_per_run_keys_are_refused(tmp_path):
+    suite = load_suite(_write(tmp_path, GOOD + "[runtime]\namp = false\ncompile = true\n"))
+    assert (suite.runtime.amp, suite.runtime.channels_last, suite.runtime.compile) == (
+        False,
+        True,
+        True,
+    )
+    assert load_suite(_write(tmp_path, GOOD)).runtime.amp  # the default: bf16 on CUDA
+    for text in (
+        GOOD.replace("epochs = 10", "epochs = 10\namp = false"),
+        GOOD.replace("epochs = 4", "epochs = 4\nchannels_last = false"),
+    ):
+        with pytest.raises(ConfigError, match=r"\[runtime\] table"):
+            load_suite(_write(tmp_path, text))
+    with pytest.raises(ConfigError, match=r"runtime\.amp: expected true or false"):
+        load_suite(_write(tmp_path, GOOD + '[runtime]\namp = "yes"\n'))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("norm", '"l3"', "norm: expected one of 'linf', 'l2'"),
+        ("bn_mode", '"frozen"', "bn_mode: expected one of 'eval', 'train'"),
+    ],
+)
+def test_closed_sets_are_checked_when_the_suite_is_read(tmp_path, key, value, needle):
+    text = GOOD.replace("steps = 5", f"steps = 5\n{key} = {value}")
+    with pytest.raises(ConfigError, match=needle):
+        load_suite(_write(tmp_path, text))
