@@ -13,9 +13,10 @@ correctly both clean and under attack.
 - Sharded: under torchrun rank r takes batches r, r + N, ...; the flags are gathered in rounds,
   so every rank gets (and rank 0 stores) exactly one process's flags. An attack that cannot be
   shared out (AutoAttack owns its batching) runs on rank 0 while the others wait.
-- Keeps the crafted examples when asked (`keep_examples`): in memory, and with a flag file on
-  disk beside it, so the transfer analysis attacks other models with exactly the examples this
-  evaluation scored instead of crafting them again.
+- Keeps the crafted examples when asked (`keep_examples`): in memory, or with a flag file on
+  disk beside it (they come back on rank 0, which writes them), so the transfer analysis
+  attacks other models with exactly the examples this evaluation scored instead of crafting
+  them again.
 """
 
 from __future__ import annotations
@@ -123,17 +124,20 @@ def compute_flags(
             measured = np.concatenate([measured, _host(ctx.gather_round(robust, sizes))])
             if keep:
                 examples = _gather_examples(ctx, x_adv, data, sizes)
-                for batch, part in zip(round_.batches, examples.split(sizes), strict=True):
-                    if store is not None and ctx.is_main:
+                if store is None:
+                    kept.append(examples)
+                elif ctx.is_main:  # on disk, one file per batch; read back whole at the end
+                    for batch, part in zip(round_.batches, examples.split(sizes), strict=True):
                         store.save_examples(batch, part)
-                kept.append(examples)
             if store is not None and ctx.is_main:
                 store.save(clean, measured)
             if on_batch is not None:
                 on_batch(sum(sizes))
     examples = None
-    if keep:
-        examples = store.load_examples(len(data)) if store is not None else torch.cat(kept)
+    if keep and store is None:
+        examples = torch.cat(kept)
+    elif keep and ctx.is_main:  # rank 0 wrote them; the other ranks may be ahead of it
+        examples = store.load_examples(len(data))
     return Flags(
         clean=clean,
         robust=measured if attack is not None else None,

@@ -50,7 +50,7 @@ AutocastFn = Callable[[], contextlib.AbstractContextManager]
 
 
 class EnsembleStep:
-    """The ensemble's training step and validation, for the pretrainer's epoch loop."""
+    """The ensemble's training step and validation, for the pretraining job's epoch loop."""
 
     def __init__(
         self,

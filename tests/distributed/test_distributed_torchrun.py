@@ -96,8 +96,10 @@ def _in_process(*args: str) -> int:
     return 0
 
 
-def _torchrun(*args: str, nproc: int, cwd: Path) -> subprocess.CompletedProcess:
-    """`robench ARGS` under torchrun with `nproc` CPU processes (gloo)."""
+def _torchrun(
+    *args: str, nproc: int, cwd: Path, target: tuple[str, ...] = ("-m", "robench")
+) -> subprocess.CompletedProcess:
+    """`robench ARGS` (or another `target`) under torchrun with `nproc` CPU processes (gloo)."""
     repo = str(Path(robench.__file__).resolve().parents[1])
     env = {
         **os.environ,
@@ -118,8 +120,7 @@ def _torchrun(*args: str, nproc: int, cwd: Path) -> subprocess.CompletedProcess:
         "127.0.0.1",
         "--master_port",
         str(_free_port()),
-        "-m",
-        "robench",
+        *target,
     ]
     result = subprocess.run(
         [*launcher, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
@@ -279,3 +280,57 @@ def test_pgd_shard_starts_each_row_where_one_process_does():
             shard = DistContext(rank, 3).shard(len(x))
             part = attack._random_delta(shard.take(x), torch.Generator().manual_seed(3), shard)
             assert torch.equal(part, shard.take(full))
+
+
+FLAGS_SCRIPT = """
+import sys
+import numpy as np, torch
+from torch import nn
+from robench import distributed
+from robench.attacks import build_attack
+from robench.config import AttackConfig
+from robench.data import ArrayDataset
+from robench.flags import compute_flags
+from robench.runs import FlagStore
+from robench.runtime import Runtime
+
+runtime = Runtime.select("cpu")  # joins the gloo group torchrun describes
+rng = np.random.default_rng(0)
+data = ArrayDataset(rng.integers(0, 256, (26, 8, 8, 3), dtype=np.uint8), rng.integers(0, 3, 26),
+                    ("a", "b", "c"))
+torch.manual_seed(0)
+model = nn.Sequential(nn.Flatten(), nn.Linear(192, 3)).eval()
+out = {}
+for name, distributable in (("pgd", True), ("aa", False)):
+    attack = build_attack(AttackConfig(steps=3))
+    attack.distributable = distributable
+    store = FlagStore(sys.argv[1], writable=distributed.current().is_main).file(name, {}, 26)
+    flags = compute_flags(model, data, runtime=runtime, batch_size=8, attack=attack, seed=5,
+                          store=store, keep_examples=True, dist=distributed.current())
+    out[name + "_robust"] = flags.robust
+    if flags.examples is not None:
+        out[name + "_examples"] = flags.examples.numpy()
+rank = distributed.current().rank
+np.savez(f"{sys.argv[1]}/rank{rank}.npz", **out)
+distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_kept_examples_and_a_rank_0_attack_under_torchrun_match_one_process(tmp_path):
+    """Two ranks share the PGD batches and gather (and store) the same flags and examples
+    as one process; an attack that cannot be shared runs on rank 0 and the other rank reads
+    its flags back. Only rank 0 returns the kept examples (it wrote them)."""
+    script = tmp_path / "flags_script.py"
+    script.write_text(FLAGS_SCRIPT)
+    for nproc, folder in ((1, tmp_path / "one"), (2, tmp_path / "two")):
+        folder.mkdir()
+        _torchrun(str(folder), nproc=nproc, cwd=tmp_path, target=(str(script),))
+    one = np.load(tmp_path / "one" / "rank0.npz")
+    two = [np.load(tmp_path / "two" / f"rank{r}.npz") for r in (0, 1)]
+    for name in ("pgd", "aa"):
+        for rank in two:
+            assert np.array_equal(rank[f"{name}_robust"], one[f"{name}_robust"]), name
+        assert np.array_equal(two[0][f"{name}_examples"], one[f"{name}_examples"]), name
+        assert f"{name}_examples" not in two[1]
+    assert one["pgd_robust"].sum() < 26  # the attack fooled something: the match means much
