@@ -14,7 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from robench.errors import ConfigError
+
 Display = Literal["rows", "metrics", "path"]
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def check_row_name(name: str, what: str) -> str:
+    """A name that becomes a board's `run` cell: printable, one line, never a formula."""
+    if not name or not name.isprintable() or name.startswith(FORMULA_STARTS):
+        raise ConfigError(
+            f"{what} {name!r}: a row name must be printable text that does not start with "
+            "= + - @ (a spreadsheet would run it as a formula)"
+        )
+    return name
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from robench.atomic import write_text_atomic
+from robench.atomic import check_output_dir, write_text_atomic
 from robench.config import RunSpec, Suite
 from robench.config.tables import TableSpec
 from robench.distributed import current
@@ -42,6 +42,7 @@ class Reproduction:
 
 def train(session: Session, suite: Suite, out: Path, only: list[str] | None) -> TrainedSuite:
     """Pretrain what the selected runs need (each pretraining once), then train them."""
+    check_output_dir(out, "--out")
     return train_suite(session.train_env(suite), suite, suite.select(only), out)
 
 
@@ -89,6 +90,7 @@ def evaluate_request(session: Session, request: EvalRequest) -> BoardSet:
 def reproduce(session: Session, suite: Suite, out: Path, only: list[str] | None) -> Reproduction:
     """Train every run (pretraining first), evaluate PGD-20, then the paper's tables, the
     transfer analysis of the (P3, F4) models, figures and the HTML report."""
+    check_output_dir(out, "--out")
     layout = Layout(out)
     runs = suite.select(only)
     trained = train_suite(session.train_env(suite), suite, runs, layout.runs)
@@ -177,7 +179,7 @@ def _tables_and_report(
     page = report_html(f"robench reproduce {suite.name}", shown, figures)
     write_text_atomic(layout.report, page)
     listing = "\n".join(f"  {p}" for p in figures)
-    console.print(f"figures:\n{listing}\nreport: {layout.report}", soft_wrap=True)
+    console.print(f"figures:\n{listing}\nreport: {layout.report}", soft_wrap=True, markup=False)
     return Reproduction(boards, figures, layout.report)
 
 
@@ -196,6 +198,7 @@ def transfer_analysis(
     from robench.eval.transfer import asr_table, overlap_table, transfer_matrix, write_transfer
     from robench.report import plot_asr_heatmap, plot_overlap
 
+    check_output_dir(out, "--out")
     result = transfer_matrix(
         run_dirs,
         suite_name,
@@ -208,7 +211,8 @@ def transfer_analysis(
     csvs = write_transfer(result, out)
     session.console.print(asr_table(result))
     session.console.print(overlap_table(result))
-    session.console.print("transfer tables:\n" + "\n".join(f"  {p}" for p in csvs), soft_wrap=True)
+    listing = "\n".join(f"  {p}" for p in csvs)
+    session.console.print(f"transfer tables:\n{listing}", soft_wrap=True, markup=False)
     return [
         plot_asr_heatmap(result.asr, figures_dir / "transfer_asr.png"),
         plot_overlap(result.overlap, figures_dir / "transfer_overlap.png"),

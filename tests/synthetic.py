@@ -11,11 +11,15 @@ CLASSES = tuple(f"class{i}" for i in range(10))
 
 
 def make_image_folder(
-    root: Path, train_per_class: int = 40, test_per_class: int = 10, size: int = 32
+    root: Path,
+    train_per_class: int = 40,
+    test_per_class: int = 10,
+    size: int = 32,
+    classes: tuple[str, ...] = CLASSES,
 ) -> Path:
     rng = np.random.default_rng(0)
     for split, count in (("train", train_per_class), ("test", test_per_class)):
-        for label, name in enumerate(CLASSES):
+        for label, name in enumerate(classes):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):

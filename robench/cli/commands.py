@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from robench.cli.common import CheckpointEvery, DataDir, Device, app, console, session_for
 from robench.errors import RobenchError
@@ -30,7 +31,7 @@ def train(
     loaded = load_suite(suite)
     session = session_for(device, data_dir, checkpoint_every, loaded)
     trained = run_train(session, loaded, out, only)
-    console.print(f"trained {len(trained.runs)} run(s) under {out}")
+    console.print(f"trained {len(trained.runs)} run(s) under {out}", markup=False)
 
 
 @app.command("eval")
@@ -79,6 +80,9 @@ def eval_(
     allow_training_mode: Annotated[
         bool, typer.Option(help="Evaluate a model stuck in training mode anyway (flagged).")
     ] = False,
+    allow_other_classes: Annotated[
+        bool, typer.Option(help="Evaluate on a test set with other classes than trained on.")
+    ] = False,
     data_dir: DataDir = None,
     device: Device = "auto",
 ) -> None:
@@ -105,6 +109,7 @@ def eval_(
         corruptions_dir=corruptions_dir,
         allow_randomized=allow_randomized,
         allow_training_mode=allow_training_mode,
+        allow_other_classes=allow_other_classes,
         data_dir=data_dir,
     )
     evaluate_request(session_for(device, data_dir), request)
@@ -125,7 +130,7 @@ def reproduce(
 
     loaded = load_suite(suite)
     done = run_reproduce(session_for(device, data_dir, checkpoint_every, loaded), loaded, out, only)
-    console.print(f"leaderboards: {done.boards.folder}", soft_wrap=True)
+    console.print(f"leaderboards: {done.boards.folder}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -145,12 +150,14 @@ def quickstart(
     done = run_reproduce(session_for(device, data_dir, suite=quick), quick, out, None)
     minutes = (time.perf_counter() - start) / 60
     boards = done.boards.folder
-    console.print(
-        f"\n[bold green]quickstart done[/bold green] in {minutes:.1f} min.\n"
+    where = escape(
         f"  runs:         {out / 'runs'}\n"
         f"  leaderboards: {boards / 'pgd20.csv'}, {boards / 'table3.csv'}\n"
         f"  report:       {done.report}\n"
-        f"  show one:     robench leaderboard show {boards / 'table3.csv'}",
+        f"  show one:     robench leaderboard show {boards / 'table3.csv'}"
+    )
+    console.print(
+        f"\n[bold green]quickstart done[/bold green] in {minutes:.1f} min.\n{where}",
         soft_wrap=True,
     )
 
@@ -176,10 +183,13 @@ def transfer_matrix_(
         raise RobenchError(f"--attack {attack}: transfer analysis needs a PGD suite (pgd20)")
     if n is not None and n < 1:
         raise RobenchError(f"--n must be >= 1, got {n}")
+    if seed < 0:
+        raise RobenchError(f"--seed must be >= 0, got {seed}")
     session = session_for(device, data_dir)
     figures = current().on_main(  # not sharded: under torchrun, rank 0 does it all
         lambda: transfer_analysis(
             session, list(run_dirs), out, out, n=n, seed=seed, suite_name=attack
         )
     )
-    console.print("figures:\n" + "\n".join(f"  {p}" for p in figures or []), soft_wrap=True)
+    listing = "\n".join(f"  {p}" for p in figures or [])
+    console.print(f"figures:\n{listing}", soft_wrap=True, markup=False)

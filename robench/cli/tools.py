@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
+from robench.atomic import check_output_file
 from robench.cli.common import DataDir, app, console, corruptions_app, leaderboard_app
 from robench.errors import RobenchError
 
@@ -21,10 +23,11 @@ def plot(
     from robench.leaderboard import PGD20, read_board
     from robench.report import plot_ta_ra
 
+    check_output_file(out, "--out")
     board = read_board(csv, PGD20)
     if board.empty:
         raise RobenchError(f"{csv} has no rows to plot")
-    console.print(f"wrote {plot_ta_ra(board, out)}", soft_wrap=True)
+    console.print(f"wrote {plot_ta_ra(board, out)}", soft_wrap=True, markup=False)
 
 
 @leaderboard_app.command("show")
@@ -54,9 +57,9 @@ def leaderboard_validate(
         name = schema.name if schema else "unknown"
         if problems:
             failed += 1
-            console.print(f"[red]invalid[/red] {csv} ({name}): " + "; ".join(problems))
+            console.print(f"[red]invalid[/red] {escape(f'{csv} ({name}): ' + '; '.join(problems))}")
         else:
-            console.print(f"[green]valid[/green] {csv} ({name})")
+            console.print(f"[green]valid[/green] {escape(f'{csv} ({name})')}")
     if failed:
         raise typer.Exit(1)
 
@@ -83,7 +86,7 @@ def leaderboard_diff(
         for table in diff_tables(result):
             console.print(table)
         style = "green" if result.ok else "red"
-        console.print(f"[{style}]{summary(result)}[/{style}]", soft_wrap=True)
+        console.print(f"[{style}]{escape(summary(result))}[/{style}]", soft_wrap=True)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -99,6 +102,8 @@ def leaderboard_render(
     from robench.leaderboard import read_board
     from robench.report.page import board_markdown, report_html
 
+    if out is not None:
+        check_output_file(out, "--out")
     board = read_board(csv)
     if fmt == "md":
         text = board_markdown(board, csv.stem)
@@ -111,7 +116,7 @@ def leaderboard_render(
         sys.stdout.write(text)
     else:
         write_text_atomic(out, text)
-        console.print(f"wrote {out}")
+        console.print(f"wrote {out}", markup=False)
 
 
 @app.command("list")
@@ -155,9 +160,14 @@ def corruptions_preview(
 
     if index < 0:
         raise RobenchError(f"--index must be >= 0, got {index}")
+    check_output_file(out, "--out")
+    if seed < 0:
+        raise RobenchError(f"--seed must be >= 0, got {seed}")
     test, info = load_test(data, data_dir, n=None)
     if index >= len(test):
         raise RobenchError(f"--index {index}: the test set has {len(test)} images")
     image = to_float_chw(test.images[index])
     path = contact_sheet(image, out, seed=seed)
-    console.print(f"wrote {path} (test image {index} of {info['dataset']}, seed {seed})")
+    console.print(
+        f"wrote {path} (test image {index} of {info['dataset']}, seed {seed})", markup=False
+    )

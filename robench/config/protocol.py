@@ -139,6 +139,8 @@ class Protocol:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError("need lr > 0, weight_decay >= 0 and 0 <= momentum < 1")
         if self.auxiliary not in AUXILIARY_TASKS:
@@ -200,6 +202,8 @@ class PretrainProtocol:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
         for name in ("lr_max", "lr_min"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -27,7 +27,9 @@ Everything is validated when the file is read, so a typo fails in a second, not 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,8 +134,11 @@ def _refuse_runtime_keys(table: Any, at: str) -> None:
 
 
 def _check_name(name: str, at: str) -> None:
-    if not name.replace("_", "").replace("-", "").isalnum():
-        raise ConfigError(f"{at}: names may hold letters, digits, '-' and '_' only")
+    if not name.replace("_", "").replace("-", "").isalnum() or name.startswith("-"):
+        raise ConfigError(
+            f"{at}: names may hold letters, digits, '-' and '_' only, and start with a letter, "
+            "digit or '_'"
+        )
 
 
 def _build_run(
@@ -219,6 +224,13 @@ def _pretraining(
 ) -> PretrainSpec:
     at = f"{where}: pretraining.{name}"
     _check_name(name, at)
+    implied = f"{mode}-{task}"
+    if name not in declared and name != implied:  # a typo would train a new pretraining
+        known = ", ".join(sorted(declared)) or "none"
+        raise ConfigError(
+            f"{at}: no [pretraining.{name}] table (declared: {known}); a pretraining that is "
+            f"not declared must be the implied one, {implied!r}"
+        )
     table = dict(declared.get(name, {"task": task, "mode": mode}))
     if not isinstance(declared.get(name, {}), dict):
         raise ConfigError(f"{at}: expected a table")
@@ -266,3 +278,37 @@ def _check_task_options(protocol: PretrainProtocol, at: str) -> None:
             raise ConfigError(
                 f"{at}.task_options.{task}.{unknown[0]}: unknown option; valid: {valid}"
             )
+        try:
+            _check_task_size(task, json.dumps(options, sort_keys=True), str(protocol.model))
+        except ConfigError as exc:
+            raise ConfigError(f"{at}.task_options.{task}: {exc}") from None
+
+
+MAX_TASK_PARAMETERS = 10**9  # a pretext head beyond this is a typo, not a model to allocate
+
+
+@functools.lru_cache(maxsize=64)
+def _check_task_size(task: str, options_json: str, model: str) -> None:
+    """Build the task on the meta device (no memory): its own checks run, its size is known.
+
+    Cached: a suite's pretrainings mostly share their task options.
+    """
+    import torch
+
+    from robench.models import create
+    from robench.pretext import PRETEXTS
+
+    options = json.loads(options_json)
+    if any(isinstance(v, int) and not isinstance(v, bool) and v > 10**7 for v in options.values()):
+        raise ConfigError(f"{options} asks for an absurd size")
+    try:
+        with torch.device("meta"):
+            head = PRETEXTS.get(task)(create(model), **options)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ConfigError(str(exc)) from None
+    size = sum(p.numel() for p in head.parameters())
+    if size > MAX_TASK_PARAMETERS:
+        raise ConfigError(
+            f"the {task} head would have {size:.3g} parameters (limit "
+            f"{MAX_TASK_PARAMETERS:.0e}); check its sizes"
+        )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 import robench
 from robench.attacks import build_attack
@@ -126,7 +127,8 @@ class Evaluator:
             attack = (
                 None if evaluation.attack is None else build_attack(evaluation.attack, self.runtime)
             )
-            with self._progress(f"{self.target.name} {evaluation.name}", len(data)) as advance:
+            label = escape(f"{self.target.name} {evaluation.name}")  # the bar reads markup
+            with self._progress(label, len(data)) as advance:
                 cached = compute_flags(
                     self.model,
                     data,

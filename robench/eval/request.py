@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from robench.atomic import check_output_dir
+from robench.columns import check_row_name
 from robench.config.choices import CheckpointName, choices
 from robench.errors import ConfigError, RobenchError
 from robench.eval.suites import EvalOptions, Overrides, expand_suites
@@ -39,6 +41,7 @@ class EvalRequest:
     corruptions_dir: Path | None = None
     allow_randomized: bool = False
     allow_training_mode: bool = False
+    allow_other_classes: bool = False
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -48,6 +51,11 @@ class EvalRequest:
                 f"--checkpoint {self.checkpoint!r} must be one of "
                 f"{', '.join(choices(CheckpointName))}"
             )
+        if self.seed < 0:
+            raise RobenchError(f"--seed must be >= 0, got {self.seed}")
+        if self.name is not None:
+            check_row_name(self.name, "--name")
+        check_output_dir(self.leaderboard_dir, "--leaderboard-dir")
         if self.n is not None and self.n < 1:
             raise RobenchError(f"--n must be >= 1, got {self.n}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -99,7 +107,14 @@ class EvalRequest:
                 data_dir=self.data_dir,
                 n=self.n,
                 state_root=self.state_root,
+                allow_other_classes=self.allow_other_classes,
             )
         else:
             for path in self.run_dirs:
-                yield run_target(path, checkpoint=self.checkpoint, data_dir=self.data_dir, n=self.n)
+                yield run_target(
+                    path,
+                    checkpoint=self.checkpoint,
+                    data_dir=self.data_dir,
+                    n=self.n,
+                    allow_other_classes=self.allow_other_classes,
+                )

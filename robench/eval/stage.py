@@ -13,12 +13,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from robench.columns import BoardSchema
 from robench.distributed import current
 from robench.eval.evaluator import Evaluator
 from robench.eval.suites import EvalOptions
 from robench.eval.targets import EvalTarget
+from robench.runs.lock import folder_lock
 from robench.runtime import Runtime
 
 
@@ -44,7 +46,9 @@ def evaluate_targets(
     for target in targets:
         if current().is_main:
             for note in target.notes:
-                console.print(f"[yellow]warning:[/yellow] {note}")
+                console.print(f"[yellow]warning:[/yellow] {escape(note)}")
         keep = target.name in keep_examples_of
         evaluator = Evaluator(target, runtime, console, replace(options, keep_examples=keep))
-        yield TargetRows(str(target.identity["run"]), evaluator.run(suite))
+        with folder_lock(target.flag_dir, "the flag folder", enabled=current().is_main):
+            boards = evaluator.run(suite)
+        yield TargetRows(str(target.identity["run"]), boards)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from robench.columns import check_row_name
 from robench.data import ArrayDataset, load_test
-from robench.errors import CheckpointError, ConfigError, RobenchError
+from robench.errors import CheckpointError, ConfigError, DataError, RobenchError
 from robench.runs import RunRecord, open_run_dir
-from robench.runs.checkpoint import checkpoint_paths, load_model_checkpoint
+from robench.runs.checkpoint import checkpoint_paths, load_model_checkpoint, meta_int
 from robench.runs.identity import combined_sha256, file_sha256
 
 DEFAULT_BATCH_SIZE = 250
@@ -48,14 +50,25 @@ def run_target(
     checkpoint: str = "best_ta",
     data_dir: str | Path | None = None,
     n: int | None = None,
+    allow_other_classes: bool = False,
 ) -> EvalTarget:
-    """A trained run's checkpoint, scored on its data set's test split (first n images)."""
+    """A trained run's checkpoint, scored on its data set's test split (first n images).
+
+    A test set whose classes are not the ones the run was trained on (another image folder)
+    is refused unless `allow_other_classes`: every label would mean something else.
+    """
     rd = open_run_dir(run_path)
     record = rd.read_record()
     run = record.run
     protocol = run.protocol
     n = n if n is not None else protocol.eval_n
     test, info = load_test(protocol.data, data_dir, n=n)
+    trained = record.data.classes
+    if trained and tuple(test.classes) != tuple(trained) and not allow_other_classes:
+        raise DataError(
+            f"{run.name} was trained on the classes {', '.join(trained)}, the test set has "
+            f"{', '.join(test.classes)}; pass --allow-other-classes to evaluate anyway"
+        )
     notes = []
     if record.data.dataset != info["dataset"]:
         notes.append(
@@ -74,7 +87,7 @@ def run_target(
             "scenario": run.scenario,
             "model": protocol.model,
             "checkpoint": checkpoint,
-            "epochs_to_best": int(meta["epoch"]),
+            "epochs_to_best": meta_int(meta, "epoch", 0, 10**6, str(stem)),
             "train_suite": "" if record.suite is None else record.suite.path,
             "train_suite_sha256": "" if record.suite is None else record.suite.sha256,
             "run_dir": str(rd.path),
@@ -117,14 +130,24 @@ def ensemble_target(
     data_dir: str | Path | None = None,
     n: int | None = None,
     state_root: Path,
+    allow_other_classes: bool = False,
 ) -> EvalTarget:
     """The softmax-average of several runs, evaluated (and attacked) as one model."""
-    members = [run_target(p, checkpoint=checkpoint, data_dir=data_dir, n=n) for p in run_paths]
+    members = [
+        run_target(
+            p,
+            checkpoint=checkpoint,
+            data_dir=data_dir,
+            n=n,
+            allow_other_classes=allow_other_classes,
+        )
+        for p in run_paths
+    ]
     hashes = {m.data_info["content_hash"] for m in members}
     if len(hashes) > 1:
         raise RobenchError("ensemble members were evaluated on different test data")
     names = [m.name for m in members]
-    name = name or "ensemble(" + "+".join(names) + ")"
+    name = check_row_name(name or "ensemble(" + "+".join(names) + ")", "ensemble name")
     first = members[0]
     model_hash = combined_sha256(m.model_hash for m in members)
     return EvalTarget(
@@ -165,7 +188,7 @@ def external_target(
     factory, file = _import_factory(spec)
     try:
         model = factory()
-    except Exception as exc:  # the user's code: report it in one line, whatever it raised
+    except (Exception, SystemExit) as exc:  # the user's code: one line, whatever it raised
         raise ConfigError(
             f"{spec}: calling the factory failed ({type(exc).__name__}: {exc})"
         ) from None
@@ -174,7 +197,7 @@ def external_target(
     load_state_dict_file(model, weights)
     test, info = load_test(data, data_dir, n=n)
     model_hash = combined_sha256((file_sha256(file), file_sha256(weights)))
-    name = name or weights.stem
+    name = check_row_name(name or weights.stem, "model name (--name, else the weights' file name)")
     return EvalTarget(
         name=name,
         model=model,
@@ -212,7 +235,7 @@ def _import_factory(spec: str) -> tuple[Any, Path]:
     sys.modules[module_name] = module
     try:
         loader_spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() at import is the user's code too
         raise ConfigError(
             f"--model: importing {path} failed ({type(exc).__name__}: {exc})"
         ) from None
@@ -236,7 +259,9 @@ def load_state_dict_file(model: nn.Module, weights: Path) -> None:
             raise CheckpointError(f"{weights}: corrupt safetensors file ({exc})") from None
     else:
         try:
-            payload = torch.load(weights, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # the refusal below is the message, not torch's
+                warnings.simplefilter("ignore")
+                payload = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle.UnpicklingError, EOFError, RuntimeError, ...
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise CheckpointError(

@@ -13,6 +13,7 @@ only if the target classifies it correctly both clean and on the source's exampl
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from robench.eval.evaluator import Evaluator
 from robench.eval.suites import EvalOptions, get_eval_suite
 from robench.eval.targets import EvalTarget, run_target
 from robench.flags import Flags, compute_flags
+from robench.runs.lock import folder_lock
 from robench.runtime import Runtime
 
 CHECKPOINT = "best_ta"  # the paper's model selection, as in `robench eval`
@@ -114,11 +116,14 @@ def transfer_matrix(
     _check_runs(targets)
     for target in targets:
         for note in target.notes:
-            console.print(f"[yellow]warning:[/yellow] {note}")
+            console.print(f"[yellow]warning:[/yellow] {escape(note)}")
     options = EvalOptions(seed=seed)
     # One process: under torchrun the analysis runs on rank 0 alone.
     evaluators = [Evaluator(t, runtime, console, options, DistContext()) for t in targets]
-    crafted = [source_flags(e, suite_name) for e in evaluators]
+    with contextlib.ExitStack() as locks:
+        for target in targets:
+            locks.enter_context(folder_lock(target.flag_dir, "the flag folder"))
+        crafted = [source_flags(e, suite_name) for e in evaluators]
     labels = torch.from_numpy(targets[0].test.labels)
     names = [t.name for t in targets]
     # robust[s][t]: target t resists source s's example (and is right on the clean image)
@@ -217,7 +222,7 @@ def asr_table(result: TransferResult) -> Table:
     )
     table.add_column("evaluated \\ crafted on", style="bold")
     for name in result.names:
-        table.add_column(name, justify="right")
+        table.add_column(escape(name), justify="right")
     for target in result.names:
         cells = [
             f"[bold]{_pct(result.asr.loc[target, s])}[/bold]"
@@ -225,7 +230,7 @@ def asr_table(result: TransferResult) -> Table:
             else _pct(result.asr.loc[target, s])
             for s in result.names
         ]
-        table.add_row(target, *cells)
+        table.add_row(escape(target), *cells)
     return table
 
 
@@ -238,9 +243,9 @@ def overlap_table(result: TransferResult) -> Table:
         table.add_column(column, justify="right", no_wrap=True)
     for row in result.overlap.itertuples(index=False):
         table.add_row(
-            row.source,
-            row.target_a,
-            row.target_b,
+            escape(row.source),
+            escape(row.target_a),
+            escape(row.target_b),
             *(_pct(v) for v in (row.only_a, row.only_b, row.both, row.neither)),
         )
     return table

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
+from robench.leaderboard.render import plain
 from robench.leaderboard.schema import BoardSchema, schema_for
 from robench.leaderboard.store import LeaderboardError, read_board, read_raw
 
@@ -54,11 +55,17 @@ class BoardDiff:
 def diff_boards(
     base: Path, new: Path, tol: float = 0.5, key: tuple[str, ...] | None = None
 ) -> BoardDiff:
-    if tol < 0:
-        raise LeaderboardError(f"--tol must be >= 0, got {tol}")
+    if not (math.isfinite(tol) and tol >= 0):
+        raise LeaderboardError(f"--tol must be a finite number >= 0, got {tol}")
     schema = schema_for(base, read_raw(base))
     if schema is None:
         raise LeaderboardError(f"{base} is not a robench leaderboard (no known schema fits)")
+    other = schema_for(new, read_raw(new))
+    if other is not None and other.name != schema.name:
+        raise LeaderboardError(
+            f"{base} is a {schema.name} board and {new} a {other.name} board: diff compares "
+            "two versions of one board"
+        )
     old_board, new_board = read_board(base, schema), read_board(new, schema)
     key = tuple(key) if key else schema.key
     for board, path in ((old_board, base), (new_board, new)):
@@ -111,7 +118,7 @@ def diff_tables(diff: BoardDiff) -> list[Table]:
             table.add_column(name, justify="right" if name in ("old", "new", "delta") else "left")
         for c in diff.changes:
             style = "red" if abs(c.delta) > diff.tol else None
-            key = [c.key[i] for i in shown]
+            key = [plain(c.key[i]) for i in shown]
             table.add_row(*key, c.metric, _fmt(c.old), _fmt(c.new), _fmt_delta(c), style=style)
         tables.append(table)
     for title, keys, style in (
@@ -121,9 +128,9 @@ def diff_tables(diff: BoardDiff) -> list[Table]:
         if keys:
             table = Table(title=title, header_style="bold")
             for name in names:
-                table.add_column(name)
+                table.add_column(plain(name))
             for k in keys:
-                table.add_row(*(k[i] for i in shown), style=style)
+                table.add_row(*(plain(k[i]) for i in shown), style=style)
             tables.append(table)
     return tables
 

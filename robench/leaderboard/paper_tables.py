@@ -16,7 +16,7 @@ import pandas as pd
 from rich.table import Table
 
 from robench.config.tables import TableSpec
-from robench.leaderboard.render import integer, number
+from robench.leaderboard.render import integer, number, plain
 from robench.leaderboard.schema import FIGURE3, SCHEMAS, UNFORESEEN_COLUMNS, BoardSchema
 
 TITLES = {
@@ -117,14 +117,14 @@ def _in_schema(table: pd.DataFrame, schema: BoardSchema) -> pd.DataFrame:
 
 def paper_table_rich(table: pd.DataFrame, name: str, title: str) -> Table:
     """Rows as in the paper, our TA/RA/epochs beside the paper's and the differences."""
-    out = Table(title=f"{TITLES[name]}\n{title}", header_style="bold")
+    out = Table(title=plain(f"{TITLES[name]}\n{title}"), header_style="bold")
     for header in ("row", "run", "TA", "RA", "epochs", "TA paper", "RA paper", "ep. paper"):
         out.add_column(header, justify="left" if header in ("row", "run") else "right")
     out.add_column("ΔTA", justify="right")
     out.add_column("ΔRA", justify="right")
     for _, row in table.iterrows():
-        out.add_row(str(row["row"]), str(row["run"]), *ours_vs_paper_cells(row))
-    out.caption = protocol_caption(table)
+        out.add_row(plain(row["row"]), plain(row["run"]), *ours_vs_paper_cells(row))
+    out.caption = plain(protocol_caption(table))
     return out
 
 
@@ -144,12 +144,12 @@ def ours_vs_paper_cells(row: pd.Series) -> list[str]:
 
 def figure3_rich(table: pd.DataFrame, title: str) -> Table:
     """Figure 3 as a table: one column per model, one line per metric, ours - baseline last."""
-    out = Table(title=f"{TITLES['figure3']}\n{title}", header_style="bold")
+    out = Table(title=plain(f"{TITLES['figure3']}\n{title}"), header_style="bold")
     rows = {row["row"]: row for _, row in table.iterrows()}
     order = [r for r in ("baseline", "ours") if r in rows]
     out.add_column("metric")
     for name in order:
-        out.add_column(f"{name} ({rows[name]['run']})", justify="right")
+        out.add_column(plain(f"{name} ({rows[name]['run']})"), justify="right")
     if len(order) == 2:
         out.add_column("ours - baseline", justify="right")
     for metric in ("ta", "ra", *UNFORESEEN_COLUMNS, "unforeseen_mean", "unforeseen_worst"):
@@ -158,7 +158,7 @@ def figure3_rich(table: pd.DataFrame, title: str) -> Table:
             diff = rows["ours"][metric] - rows["baseline"][metric]
             cells.append(number(diff, signed=True))
         out.add_row(metric, *cells)
-    out.caption = (
+    out.caption = plain(
         protocol_caption(table)
         + "; paper: ours +1.97 TA, -0.74 RA, +1.03 to +6.53 on every unforeseen "
         "attack (ResNet-50v2, CIFAR-10)"

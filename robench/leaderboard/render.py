@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 from rich.table import Table
+from rich.text import Text
 
 from robench.columns import BoardSchema
 
@@ -50,12 +51,18 @@ _PERCENT = {"ta", "ra", "aa_ra", "pgd20_ra", "worst_ra"}
 _NUMERIC = _PERCENT | {"epochs_to_best", "steps", "restarts", "n_eval", "seed"}
 
 
+def plain(value: object) -> Text:
+    """Text as it is: a board's cells, names and paths are never read as rich markup."""
+    return Text(str(value))
+
+
 def board_table(board: pd.DataFrame, title: str) -> Table:
     shared = _shared(board)
     varying = [c for c in PROTOCOL_COLUMNS if c in board and c not in shared]
     columns = [c for c in RESULT_COLUMNS if c in board] + varying
     caption = "  ".join(f"{_TITLES.get(c, c)}={_cell(v, c)}" for c, v in shared.items())
-    table = Table(title=title, caption=caption or None, header_style="bold")
+    table = Table(title=plain(title), caption=plain(caption) if caption else None)
+    table.header_style = "bold"
     for column in columns:
         table.add_column(
             _TITLES.get(column, column),
@@ -63,7 +70,7 @@ def board_table(board: pd.DataFrame, title: str) -> Table:
             no_wrap=column in RESULT_COLUMNS,
         )
     for _, row in board.sort_values(["pretext", "scenario", "run"], na_position="last").iterrows():
-        table.add_row(*(_cell(row[c], c) for c in columns))
+        table.add_row(*(plain(_cell(row[c], c)) for c in columns))
     return table
 
 
@@ -107,36 +114,37 @@ def metrics_table(board: pd.DataFrame, metrics: tuple[str, ...], title: str) -> 
     """
     shared = _shared(board)
     caption = "  ".join(f"{_TITLES.get(c, c)}={_cell(v, c)}" for c, v in shared.items())
-    table = Table(title=title, caption=caption or None, header_style="bold")
+    table = Table(title=plain(title), caption=plain(caption) if caption else None)
+    table.header_style = "bold"
     table.add_column("accuracy %", no_wrap=True)
     rows = board.sort_values(["pretext", "scenario", "run"], na_position="last")
     for _, row in rows.iterrows():
-        table.add_column(f"{row['run']}\n{row.get('checkpoint', '')}", justify="right")
+        table.add_column(plain(f"{row['run']}\n{row.get('checkpoint', '')}"), justify="right")
     for metric in metrics:
         cells = ["-" if pd.isna(v) else f"{float(v):.2f}" for v in rows[metric].tolist()]
         table.add_row(metric, *cells)
     if "flags" in rows:
-        table.add_row("flags", *[("-" if pd.isna(v) or not v else str(v)) for v in rows["flags"]])
+        table.add_row("flags", *[plain("-" if pd.isna(v) or not v else v) for v in rows["flags"]])
     return table
 
 
-def row_line(board: str, row: dict) -> str:
+def row_line(board: str, row: dict) -> Text:
     """One evaluated row as a line: the headline metrics, n, seconds and any flags."""
     parts = [f"TA {row['ta']:.2f}"]
     for key, label in (("ra", "RA"), ("aa_ra", "AA"), ("pgd20_ra", "PGD-20"), ("mean", "mean")):
         if key in row:
             parts.append(f"{label} {row[key]:.2f}")
     flags = f"  flags: {row['flags']}" if row.get("flags") else ""
-    return (
+    return plain(
         f"{row['run']}: {'  '.join(parts)}  ({board}, n={row['n_eval']}, "
         f"{row['eval_seconds']:.1f}s){flags}"
     )
 
 
-def board_view(schema: BoardSchema, board: pd.DataFrame, title: str) -> Table | str:
+def board_view(schema: BoardSchema, board: pd.DataFrame, title: str) -> Table | Text:
     """A board as its schema says it reads best in a terminal (`display`)."""
     if schema.display == "path":
-        return title
+        return plain(title)
     if schema.display == "metrics":
         return metrics_table(board, schema.display_metrics, title)
     return board_table(board, title)

@@ -14,6 +14,7 @@ import pandas as pd
 from filelock import FileLock
 
 from robench.atomic import atomic_write
+from robench.columns import FORMULA_STARTS
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError, RobenchError
 from robench.leaderboard.schema import PGD20, BoardSchema, schema_for
@@ -101,7 +102,8 @@ def upsert_rows(
         old_keys = board[keys].astype(str).apply(tuple, axis=1) if len(board) else None
         kept = board[~old_keys.isin(new_keys)] if old_keys is not None else board
         merged = _typed(pd.concat([kept, new], ignore_index=True), schema, path)
-        atomic_write(path, lambda tmp: merged.to_csv(tmp, index=False))
+        _drop_stale_temporaries(path)
+        atomic_write(path, lambda tmp: _safe(merged).to_csv(tmp, index=False))
     return merged
 
 
@@ -110,8 +112,28 @@ def write_board(path: Path, frame: pd.DataFrame, schema: BoardSchema) -> pd.Data
     typed = _typed(frame, schema, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
-        atomic_write(path, lambda tmp: typed.to_csv(tmp, index=False))
+        _drop_stale_temporaries(path)
+        atomic_write(path, lambda tmp: _safe(typed).to_csv(tmp, index=False))
     return typed
+
+
+def _safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula get a leading apostrophe (OWASP's
+    CSV-injection advice); robench refuses such names, this catches any other text."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == "string" or out[column].dtype == object:
+            values = out[column]
+            risky = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+            if risky.any():
+                out[column] = values.where(~risky, "'" + values.astype(str))
+    return out
+
+
+def _drop_stale_temporaries(path: Path) -> None:
+    """Temporary files a killed write left beside the board (we hold its lock: none is live)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def read_raw(path: Path) -> pd.DataFrame:

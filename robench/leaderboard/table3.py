@@ -15,6 +15,7 @@ from rich.table import Table
 
 from robench.config.specs import PAPER_PRETEXTS
 from robench.leaderboard.paper_tables import ours_vs_paper_cells, protocol_caption
+from robench.leaderboard.render import plain
 from robench.leaderboard.schema import TABLE3
 
 
@@ -44,7 +45,7 @@ def build_table3(board: pd.DataFrame) -> pd.DataFrame:
 
 
 def table3_rich(table: pd.DataFrame, title: str) -> Table:
-    out = Table(title=title, header_style="bold")
+    out = Table(title=plain(title), header_style="bold")
     for name, justify in (
         ("pretext", "left"),
         ("scenario", "left"),
@@ -63,6 +64,6 @@ def table3_rich(table: pd.DataFrame, title: str) -> Table:
         if previous is not None and row["pretext"] != previous:
             out.add_section()
         previous = row["pretext"]
-        out.add_row(row["pretext"], row["scenario"], *ours_vs_paper_cells(row))
-    out.caption = protocol_caption(table) or None
+        out.add_row(plain(row["pretext"]), plain(row["scenario"]), *ours_vs_paper_cells(row))
+    out.caption = plain(protocol_caption(table)) if len(table) else None
     return out

@@ -67,7 +67,8 @@ def board_markdown(board: pd.DataFrame, name: str) -> str:
         + "".join("---:|" if pd.api.types.is_numeric_dtype(board[c]) else "---|" for c in columns),
     ]
     for _, row in board.iterrows():
-        lines.append("| " + " | ".join(_cell(row[c]).replace("|", "\\|") for c in columns) + " |")
+        cells = (html.escape(_cell(row[c]), quote=False).replace("|", "\\|") for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -84,6 +84,21 @@ def _parse_meta(text: str, source: str) -> dict[str, Any]:
     return meta
 
 
+MAX_CLASSES = 100_000  # a metadata value beyond this is corrupt, not a model to allocate
+
+
+def meta_int(
+    meta: dict[str, Any], key: str, lo: int, hi: int, source: str, default: int | None = None
+) -> int:
+    """An integer field of checkpoint metadata in [lo, hi], or a one-line CheckpointError."""
+    value = meta.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise CheckpointError(
+            f"{source}: metadata {key} = {value!r} is not an integer in [{lo}, {hi}]"
+        )
+    return value
+
+
 def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
 
@@ -153,7 +168,8 @@ def load_model_checkpoint(stem: Path) -> tuple[nn.Module, dict[str, Any]]:
         raise CheckpointError(
             f"{stem}: architecture {arch!r} is not a robench model ({', '.join(MODELS.names())})"
         )
-    model = create(arch, num_classes=int(meta.get("num_classes", 10)))
+    num_classes = meta_int(meta, "num_classes", 1, MAX_CLASSES, str(stem), default=10)
+    model = create(arch, num_classes=num_classes)
     if meta.get("auxiliary") == "rotation":  # the Figure 3 baseline's head, unused by forward
         attach_rotation_head(model)
     load_model_tensors(model, tensors, str(checkpoint_paths(stem)[0]))

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from torch import nn
 
 from robench.config import PretrainSpec, RunSpec
@@ -34,6 +35,7 @@ from robench.distributed import DistContext
 from robench.provenance import git_revision, now_iso, versions
 from robench.runs import DataRecord, RunDir, RunRecord, SuiteRef
 from robench.runs import checkpoint as ckpt
+from robench.runs.lock import folder_lock
 from robench.runs.metrics_log import append_metrics, read_metrics, truncate_metrics
 from robench.runtime import Runtime
 from robench.train.loop import EpochProgress
@@ -54,6 +56,10 @@ class TrainEnv:
 
 
 EpochFn = Callable[[EpochProgress], None]
+
+# What this process last saved (run, epoch, step; step None = the epoch's end): what an
+# interrupted command can point at when it says how to resume.
+LAST_SAVED: dict[str, Any] = {}
 
 
 class TrainingJob(Protocol):
@@ -99,11 +105,25 @@ def run_lifecycle(
     env: TrainEnv,
     ctx: DistContext,
 ) -> dict[str, Any]:
-    """Train (or resume, or skip) the run `spec` in `rd`; its result.json fields."""
+    """Train (or resume, or skip) the run `spec` in `rd`; its result.json fields.
+
+    The run directory is locked meanwhile (rank 0): a second process gets one line.
+    """
+    with folder_lock(rd.path, "run directory", enabled=ctx.is_main):
+        return _lifecycle(rd, spec, setup, env, ctx)
+
+
+def _lifecycle(
+    rd: RunDir,
+    spec: RunSpec | PretrainSpec,
+    setup: Callable[[], TrainingJob],
+    env: TrainEnv,
+    ctx: DistContext,
+) -> dict[str, Any]:
     console = env.console
     rd.check_same(spec)
     if rd.is_finished():
-        console.print(f"[dim]{spec.name}: already trained ({rd.path}), skipping[/dim]")
+        console.print(f"[dim]{spec.name}: already trained ({escape(str(rd.path))}), skipping[/dim]")
         return rd.read_result()
     job = setup()
     if ctx.is_main:
@@ -133,6 +153,7 @@ def run_lifecycle(
                 meta = {**job.checkpoint_meta(epoch, None), **job.state_meta()}
                 meta.update(epoch=epoch, progress=progress.meta())
                 ckpt.save_checkpoint(rd.partial_checkpoint, state, meta)
+                LAST_SAVED.update(run=spec.name, epoch=epoch, step=progress.step)
 
         record = job.run_epoch(epoch, resume_from, env.checkpoint_every, save_partial)
         resume_from = None
@@ -142,6 +163,7 @@ def run_lifecycle(
         if ctx.is_main:
             meta = {**job.checkpoint_meta(epoch, record), **job.state_meta()}
             ckpt.save_checkpoint(rd.checkpoint("last"), _state(job), meta)
+            LAST_SAVED.update(run=spec.name, epoch=epoch, step=None)
             rd.drop_partial()
         console.print(job.epoch_line(record))
 
