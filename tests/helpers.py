@@ -7,6 +7,7 @@ leaderboard_row        one valid pgd20 leaderboard row
 smooth_images          natural-ish test images in [0.05, 0.95] (corruption tests)
 quiet_session          a CPU Session that prints nothing (the stages' first argument)
 train_env              the TrainEnv a quiet CPU session hands the training stage
+array_target           an EvalTarget of any model on random (or given) uint8 images
 REPO                   the repository root (robench/, leaderboards/, benchmarks/)
 
 The root conftest's folder (tests/) is on sys.path under pytest's default "prepend" import
@@ -166,3 +167,35 @@ def train_env(
 ) -> TrainEnv:
     """The training stage's environment of a quiet CPU session (suite: its provenance)."""
     return quiet_session(str(data_dir) if data_dir else None, **options).train_env(suite)
+
+
+def array_target(
+    model: torch.nn.Module,
+    flag_dir: Path,
+    n: int = 16,
+    name: str = "m",
+    images: Any = None,
+    labels: Any = None,
+) -> Any:
+    """An EvalTarget of `model` on `images` (uint8 NHWC; default random 32x32) and `labels`."""
+    import numpy as np
+
+    from robench.data import ArrayDataset
+    from robench.eval.targets import EvalTarget
+
+    rng = np.random.default_rng(0)
+    if images is None:
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        labels = rng.integers(0, 10, n)
+    identity = dict.fromkeys(("pretext", "scenario", "model", "checkpoint"), "x")
+    identity.update(run=name, epochs_to_best=None, train_suite="", train_suite_sha256="")
+    return EvalTarget(
+        name=name,
+        model=model,
+        test=ArrayDataset(images, labels, tuple(str(i) for i in range(10))),
+        data_info={"dataset": "random", "is_jpeg_copy": False, "content_hash": "r"},
+        identity={**identity, "run_dir": ""},
+        model_hash=name,
+        flag_dir=flag_dir,
+        batch_size=8,
+    )

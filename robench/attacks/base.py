@@ -39,6 +39,17 @@ def model_mode(model: nn.Module, train: bool) -> Iterator[None]:
             module.training = was_training
 
 
+def input_gradients(value: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """d value / d each input; zeros for an input the value does not depend on through
+    autograd (a model that detaches its input). The attack then cannot move, which is the
+    honest outcome: the evaluation's sanity check flags the model (zero_gradients), and no
+    attack crashes on it."""
+    if not value.requires_grad:
+        return [torch.zeros_like(x) for x in inputs]
+    grads = torch.autograd.grad(value, inputs, allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads, strict=True)]
+
+
 class Attack(ABC):
     """An untargeted attack on [0, 1] inputs."""
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from robench.attacks.base import input_gradients
 from robench.attacks.pgd import PGD
 from robench.attacks.registry import ATTACKS
 from robench.errors import ConfigError
@@ -78,7 +79,7 @@ class MultiPGD(PGD):
                 points = [p.detach().requires_grad_(True) for p in points]
                 with self._autocast(x):
                     value = objective(points)
-                grads = torch.autograd.grad(value, points)
+                grads = input_gradients(value, points)
                 points = [
                     self._project(x, p.detach() + self.step_size * self._direction(g))
                     for p, g in zip(points, grads, strict=True)

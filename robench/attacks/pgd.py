@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robench.attacks.base import input_gradients
 from robench.attacks.norm_ball import NormBallAttack
 from robench.attacks.registry import ATTACKS
 from robench.distributed import Shard
@@ -109,6 +110,6 @@ class PGD(NormBallAttack):
                 loss = F.cross_entropy(logits.float(), y, reduction="sum")
             else:
                 loss = self.objective(logits, y)
-            (grad,) = torch.autograd.grad(loss, x_adv)
+            (grad,) = input_gradients(loss, [x_adv])
             x_adv = self._project(x, x_adv.detach() + self.step_size * self._direction(grad))
         return x_adv.detach()

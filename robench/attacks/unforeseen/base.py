@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robench.attacks.base import Attack
+from robench.attacks.base import Attack, input_gradients
 from robench.errors import ConfigError
 
 TINY = 1e-12
@@ -206,7 +206,7 @@ class UnforeseenAttack(Attack):
                 excess = torch.maximum(excess, self.budget_excess(v, context).amax())
             if it == self.steps:
                 break
-            (grad,) = torch.autograd.grad(loss.sum(), v)
+            (grad,) = input_gradients(loss.sum(), [v])
             with torch.no_grad():
                 v = self.ascend(v.detach(), grad, context, it)
         return UnforeseenResult(

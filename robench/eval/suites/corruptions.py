@@ -47,7 +47,16 @@ BOARD = eval_board(
     percent=("ta", "mean", *COLUMNS),
     provenance=tuple(c for c in PROVENANCE if c.name not in ATTACK_COLUMNS),
     key=("run", "suite", "checkpoint", "n_eval", "seed", "dataset", "corruption_source"),
-    shown=(*RUN_ROW_SHOWN, "ta", "mean", *COLUMNS, "corruption_source", "n_eval", "dataset"),
+    shown=(
+        *RUN_ROW_SHOWN,
+        "ta",
+        "mean",
+        *COLUMNS,
+        "corruption_source",
+        "n_eval",
+        "dataset",
+        "flags",
+    ),
     display="metrics",
     display_metrics=("ta", "mean", *COLUMNS),
 )

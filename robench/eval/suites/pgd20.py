@@ -18,7 +18,7 @@ BOARD = eval_board(
     (TA, Column("ra", "float64", "robust accuracy, %: correct clean and under attack")),
     compared=("ta", "ra"),
     percent=("ta", "ra"),
-    shown=(*RUN_ROW_SHOWN, "ta", "ra", "epochs_to_best", *PROTOCOL_SHOWN),
+    shown=(*RUN_ROW_SHOWN, "ta", "ra", "epochs_to_best", *PROTOCOL_SHOWN, "flags"),
 )
 
 

@@ -34,7 +34,7 @@ BOARD = eval_board(
     ),
     compared=("ta", *COLUMNS, "mean"),
     percent=("ta", *COLUMNS, "mean", "worst"),
-    shown=(*RUN_ROW_SHOWN, "ta", "mean", "worst", *COLUMNS, "steps", "n_eval", "dataset"),
+    shown=(*RUN_ROW_SHOWN, "ta", "mean", "worst", *COLUMNS, "steps", "n_eval", "dataset", "flags"),
     display="metrics",
     display_metrics=("ta", *COLUMNS, "mean", "worst"),
 )
