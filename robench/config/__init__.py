@@ -5,6 +5,7 @@ typed.py     the typed builder: TOML/JSON tables -> frozen dataclasses, unknown 
 protocol.py  AttackConfig, AttackSpec, Protocol, PretrainProtocol, RuntimeConfig
 specs.py     PretrainSpec, RunSpec, Suite
 suite.py     load_suite: a suite file -> Suite, validated
+tasks.py     pretext tasks named in a suite: known, their options, a sane size (meta device)
 tables.py    [tables.*]: which runs make which rows of Tables 5-8 and Figure 3
 """
 

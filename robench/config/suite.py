@@ -27,9 +27,7 @@ Everything is validated when the file is read, so a typo fails in a second, not 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from robench.config.specs import (
     Suite,
 )
 from robench.config.tables import parse_tables
+from robench.config.tasks import check_task, check_task_options
 from robench.config.typed import build, merge
 from robench.errors import ConfigError
 
@@ -201,16 +200,8 @@ def _parse_pretrain(pretrain: Any, at: str) -> tuple[str, str]:
             f"{at}.pretrain: expected 'none', 'std:<task>', 'adv:<task>' or 'smooth:<task>', "
             f"got {pretrain!r}"
         )
-    _check_task(task, f"{at}.pretrain", allow_ensemble=True)
+    check_task(task, f"{at}.pretrain", allow_ensemble=True)
     return mode, task
-
-
-def _check_task(task: str, at: str, *, allow_ensemble: bool = False) -> None:
-    from robench.pretext import PRETEXTS  # late import: tasks import models, not config
-
-    if task not in PRETEXTS and not (allow_ensemble and task == ENSEMBLE):
-        valid = [*PRETEXTS.names(), *([ENSEMBLE] if allow_ensemble else [])]
-        raise ConfigError(f"{at}: unknown pretext task {task!r} (valid: {', '.join(valid)})")
 
 
 def _pretraining(
@@ -242,7 +233,7 @@ def _pretraining(
         )
     if not isinstance(declared_task, str):
         raise ConfigError(f"{at}.task: a pretext task name is required")
-    _check_task(declared_task, f"{at}.task", allow_ensemble=True)
+    check_task(declared_task, f"{at}.task", allow_ensemble=True)
     if declared_task == ENSEMBLE and declared_mode == "smooth":
         raise ConfigError(
             f"{at}: random smoothing pretrains one task (the paper's Table 8); "
@@ -255,60 +246,10 @@ def _pretraining(
         data=resolved.data or protocol.data,
         seed=protocol.seed if resolved.seed is None else resolved.seed,
     )
-    _check_task_options(resolved, at)
+    check_task_options(resolved, at)
     if declared_task == ENSEMBLE and declared_mode == "adv" and resolved.attack.restarts != 1:
         raise ConfigError(
             f"{at}.attack.restarts: the ensemble attack runs one restart (PGD-10 with a random "
             f"start, as the paper), got {resolved.attack.restarts}"
         )
     return PretrainSpec(name, declared_task, declared_mode, resolved)
-
-
-def _check_task_options(protocol: PretrainProtocol, at: str) -> None:
-    import inspect
-
-    from robench.pretext import PRETEXTS
-
-    for task, options in protocol.task_options.items():
-        _check_task(task, f"{at}.task_options")
-        params = inspect.signature(PRETEXTS.get(task)).parameters
-        unknown = sorted(set(options) - (set(params) - {"backbone"}))
-        if unknown:
-            valid = ", ".join(sorted(set(params) - {"backbone"})) or "(none)"
-            raise ConfigError(
-                f"{at}.task_options.{task}.{unknown[0]}: unknown option; valid: {valid}"
-            )
-        try:
-            _check_task_size(task, json.dumps(options, sort_keys=True), str(protocol.model))
-        except ConfigError as exc:
-            raise ConfigError(f"{at}.task_options.{task}: {exc}") from None
-
-
-MAX_TASK_PARAMETERS = 10**9  # a pretext head beyond this is a typo, not a model to allocate
-
-
-@functools.lru_cache(maxsize=64)
-def _check_task_size(task: str, options_json: str, model: str) -> None:
-    """Build the task on the meta device (no memory): its own checks run, its size is known.
-
-    Cached: a suite's pretrainings mostly share their task options.
-    """
-    import torch
-
-    from robench.models import create
-    from robench.pretext import PRETEXTS
-
-    options = json.loads(options_json)
-    if any(isinstance(v, int) and not isinstance(v, bool) and v > 10**7 for v in options.values()):
-        raise ConfigError(f"{options} asks for an absurd size")
-    try:
-        with torch.device("meta"):
-            head = PRETEXTS.get(task)(create(model), **options)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise ConfigError(str(exc)) from None
-    size = sum(p.numel() for p in head.parameters())
-    if size > MAX_TASK_PARAMETERS:
-        raise ConfigError(
-            f"the {task} head would have {size:.3g} parameters (limit "
-            f"{MAX_TASK_PARAMETERS:.0e}); check its sizes"
-        )
