@@ -1,4 +1,5 @@
-"""Suite files and their typed, validated configuration (layer 1: imports nothing above it).
+"""Suite files and their typed, validated configuration (layer 1; only the suite checks reach
+up, late, to the pretext and model registries they validate names against).
 
 choices.py   the closed sets (norm, BN mode, scenario, pretraining mode, checkpoint) as Literals
 typed.py     the typed builder: TOML/JSON tables -> frozen dataclasses, unknown keys refused
