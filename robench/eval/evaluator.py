@@ -76,7 +76,7 @@ class Evaluator:
                     self.model,
                     x,
                     y,
-                    num_classes=len(self.target.test.classes),
+                    num_classes=self.target.logits_width,
                     allow_randomized=self.options.allow_randomized,
                     allow_training_mode=self.options.allow_training_mode,
                 )

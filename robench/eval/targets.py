@@ -42,6 +42,11 @@ class EvalTarget:
     batch_size: int = DEFAULT_BATCH_SIZE
     notes: list[str] = field(default_factory=list)
     record: RunRecord | None = None  # a trained run's record (None: ensembles, your models)
+    num_classes: int | None = None  # logits the model must give (None: the test set's classes)
+
+    @property
+    def logits_width(self) -> int:
+        return self.num_classes if self.num_classes is not None else len(self.test.classes)
 
 
 def run_target(
@@ -97,6 +102,7 @@ def run_target(
         batch_size=protocol.eval_batch_size,
         notes=notes,
         record=record,
+        num_classes=len(trained) if trained else None,
     )
 
 
@@ -153,6 +159,7 @@ def ensemble_target(
     return EvalTarget(
         name=name,
         model=SoftmaxEnsemble([m.model for m in members]),
+        num_classes=first.num_classes,
         test=first.test,
         data_info=first.data_info,
         identity={
