@@ -22,7 +22,7 @@ import pytest
 import torch
 from helpers import REPO, assert_one_line_error, leaderboard_row, run_cli, suite_toml
 
-from robench.eval.targets import load_state_dict_file
+from robench.eval.user_model import load_state_dict_file
 from robench.leaderboard import PGD20, upsert_rows
 from robench.models import create
 from robench.report.page import board_markdown

@@ -22,7 +22,7 @@ from helpers import REPO, assert_one_line_error, leaderboard_row, run_cli, suite
 from robench.atomic import atomic_write, write_text_atomic
 from robench.data import load_source
 from robench.errors import CheckpointError, DataError
-from robench.eval.targets import load_state_dict_file
+from robench.eval.user_model import load_state_dict_file
 from robench.leaderboard import read_board, upsert_rows
 from robench.models import create
 from robench.runs import checkpoint as ckpt
