@@ -98,8 +98,10 @@ HONESTY = (
     Column(
         "flags",
         "string",
-        "sanity-check flags (empty = all passed): zero_gradients:k/n, softmax_output, "
-        "randomized, training_mode; AutoAttack's own as aa_*",
+        "what makes the row's number doubtful (empty = nothing): sanity checks "
+        "(zero_gradients:k/n, nonfinite_gradients:k/n, softmax_output, randomized, "
+        "training_mode), the masking cross-check (gradient_masking_suspected:k/n, "
+        "attack_changed_no_prediction, cross_check_off); AutoAttack's own as aa_*",
     ),
     Column("overrides", "string", "attack settings overridden on the command line, e.g. steps=10"),
 )

@@ -40,7 +40,7 @@ _WARNING_FLAGS = {
 }
 
 
-class _Logits(nn.Module):
+class AutocastLogits(nn.Module):
     """The model under the attack's autocast, returning float32 logits for AutoAttack."""
 
     def __init__(
@@ -100,7 +100,7 @@ class AutoAttackStandard(NormBallAttack):
 
         # The evaluation's per-chunk generator fixes AutoAttack's seed (its own torch seeding).
         seed = None if generator is None else generator.initial_seed() % (2**31)
-        wrapped = _Logits(model, lambda: self._autocast(x)).eval()
+        wrapped = AutocastLogits(model, lambda: self._autocast(x)).eval()
         attack = AutoAttack(
             wrapped, eps=self.eps, norm="Linf", version=VERSION, device=x.device, seed=seed
         )

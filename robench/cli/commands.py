@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from robench.cli.common import CheckpointEvery, DataDir, Device, app, console, session_for
+from robench.config.protocol import CrossCheckConfig
 from robench.errors import RobenchError
 
 
@@ -83,6 +84,12 @@ def eval_(
     allow_other_classes: Annotated[
         bool, typer.Option(help="Evaluate on a test set with other classes than trained on.")
     ] = False,
+    cross_check_images: Annotated[
+        int, typer.Option(help="Images of the gradient-free masking cross-check (0: off).")
+    ] = CrossCheckConfig.images,
+    cross_check_queries: Annotated[
+        int, typer.Option(help="Square queries per image of the masking cross-check.")
+    ] = CrossCheckConfig.queries,
     data_dir: DataDir = None,
     device: Device = "auto",
 ) -> None:
@@ -110,6 +117,8 @@ def eval_(
         allow_randomized=allow_randomized,
         allow_training_mode=allow_training_mode,
         allow_other_classes=allow_other_classes,
+        cross_check_images=cross_check_images,
+        cross_check_queries=cross_check_queries,
         data_dir=data_dir,
     )
     evaluate_request(session_for(device, data_dir), request)

@@ -3,7 +3,7 @@ up, late, to the pretext and model registries they validate names against).
 
 choices.py   the closed sets (norm, BN mode, scenario, pretraining mode, checkpoint) as Literals
 typed.py     the typed builder: TOML/JSON tables -> frozen dataclasses, unknown keys refused
-protocol.py  AttackConfig, AttackSpec, Protocol, PretrainProtocol, RuntimeConfig
+protocol.py  AttackConfig, AttackSpec, CrossCheckConfig, Protocol, PretrainProtocol, RuntimeConfig
 specs.py     PretrainSpec, RunSpec, Suite
 suite.py     load_suite: a suite file -> Suite, validated
 tasks.py     pretext tasks named in a suite: known, their options, a sane size (meta device)
@@ -13,6 +13,7 @@ tables.py    [tables.*]: which runs make which rows of Tables 5-8 and Figure 3
 from robench.config.protocol import (
     AttackConfig,
     AttackSpec,
+    CrossCheckConfig,
     PretrainProtocol,
     Protocol,
     RuntimeConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "PRETRAIN_MODES",
     "AttackConfig",
     "AttackSpec",
+    "CrossCheckConfig",
     "PretrainProtocol",
     "PretrainSpec",
     "Protocol",

@@ -6,6 +6,7 @@ run; the typed builder rejects unknown keys and wrong types before anything trai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,25 @@ class AttackSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **dict(self.params)}
+
+
+@dataclass(frozen=True)
+class CrossCheckConfig:
+    """The gradient-masking cross-check of white-box evaluations: Square with `queries` queries
+    on a seeded subset of `images` test images (robench/eval/suites/cross_check.py); 0 images
+    turns it off, and the rows say so in their flags."""
+
+    images: int = 128
+    queries: int = 300
+    margin: float = 0.02  # fraction of the subset Square may fool beyond PGD unflagged
+
+    def __post_init__(self) -> None:
+        if self.images < 0:
+            raise ConfigError(f"--cross-check-images must be >= 0, got {self.images}")
+        if self.queries < 1:
+            raise ConfigError(f"--cross-check-queries must be >= 1, got {self.queries}")
+        if not (math.isfinite(self.margin) and 0 <= self.margin < 1):
+            raise ConfigError(f"cross-check margin must be in [0, 1), got {self.margin}")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from robench.errors import DataError
 from robench.eval.sanity import SanityReport, check_model
 from robench.eval.suites import ALL, EvalOptions, Evaluation, Rows, expand_suites
 from robench.eval.suites.corruptions import corruption_source
+from robench.eval.suites.cross_check import subset_indices
 from robench.eval.targets import EvalTarget
 from robench.flags import Flags, compute_flags
 from robench.progress import make_progress
@@ -118,7 +119,7 @@ class Evaluator:
         }
         if evaluation.corruption is not None:
             protocol["corruptions_dir"] = str(self.options.corruptions_dir or "")
-        flag_file = self.store.file(evaluation.name, protocol, len(self.target.test))
+        flag_file = self.store.file(evaluation.name, protocol, self._size(evaluation))
         key = flag_file.path.name
         cached = self._cache.get(key)
         if cached is None and not keep_examples:
@@ -174,8 +175,15 @@ class Evaluator:
 
     # -- helpers --------------------------------------------------------------------------
 
+    def _size(self, evaluation: Evaluation) -> int:
+        n = len(self.target.test)
+        return n if evaluation.subset is None else min(evaluation.subset[0], n)
+
     def _data(self, evaluation: Evaluation) -> ArrayDataset:
         data = self.target.test
+        if evaluation.subset is not None:
+            assert evaluation.corruption is None, "a subset of a corrupted copy is not defined"
+            return data.subset(subset_indices(len(data), *evaluation.subset))
         if evaluation.corruption is None:
             return data
         from robench.corruptions.source import corrupted_test_set

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from robench.atomic import check_output_dir
 from robench.columns import check_row_name
+from robench.config import CrossCheckConfig
 from robench.config.choices import CheckpointName, choices
 from robench.errors import ConfigError, RobenchError
 from robench.eval.suites import EvalOptions, Overrides, expand_suites
@@ -42,6 +43,8 @@ class EvalRequest:
     allow_randomized: bool = False
     allow_training_mode: bool = False
     allow_other_classes: bool = False
+    cross_check_images: int = CrossCheckConfig.images
+    cross_check_queries: int = CrossCheckConfig.queries
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -84,6 +87,7 @@ class EvalRequest:
             allow_randomized=self.allow_randomized,
             allow_training_mode=self.allow_training_mode,
             batch_size=self.batch_size,
+            cross_check=CrossCheckConfig(self.cross_check_images, self.cross_check_queries),
         )
 
     def targets(self) -> Iterator[EvalTarget]:

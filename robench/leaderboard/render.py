@@ -48,6 +48,8 @@ _TITLES = {
     "n_eval": "n",
 }
 _PERCENT = {"ta", "ra", "aa_ra", "pgd20_ra", "worst_ra"}
+MAX_NAME_WIDTH = 32
+FLAGGED = "bold red"  # a row whose sanity checks or cross-check found something
 _NUMERIC = _PERCENT | {"epochs_to_best", "steps", "restarts", "n_eval", "seed"}
 
 
@@ -60,17 +62,28 @@ def board_table(board: pd.DataFrame, title: str) -> Table:
     shared = _shared(board)
     varying = [c for c in PROTOCOL_COLUMNS if c in board and c not in shared]
     columns = [c for c in RESULT_COLUMNS if c in board] + varying
+    columns = [c for c in columns if not _empty(board[c])]  # e.g. no flags, no overrides
     caption = "  ".join(f"{_TITLES.get(c, c)}={_cell(v, c)}" for c, v in shared.items())
+    if "flags" in board and _empty(board["flags"]):
+        caption += "  flags: none"
     table = Table(title=plain(title), caption=plain(caption) if caption else None)
     table.header_style = "bold"
     for column in columns:
+        # Numbers and the run's name are never cut; flags wrap rather than hide.
+        widest = max((len(_cell(v, column)) for v in board[column]), default=0)
+        uncut = column == "run" or column in _NUMERIC
         table.add_column(
             _TITLES.get(column, column),
             justify="right" if column in _NUMERIC else "left",
-            no_wrap=column in RESULT_COLUMNS,
+            no_wrap=column in RESULT_COLUMNS and column != "flags",
+            overflow="fold" if column in ("run", "flags") else "ellipsis",
+            min_width=min(widest, MAX_NAME_WIDTH) if uncut else None,
         )
     for _, row in board.sort_values(["pretext", "scenario", "run"], na_position="last").iterrows():
-        table.add_row(*(plain(_cell(row[c], c)) for c in columns))
+        flagged = "flags" in row and not pd.isna(row["flags"]) and bool(row["flags"])
+        table.add_row(
+            *(plain(_cell(row[c], c)) for c in columns), style=FLAGGED if flagged else None
+        )
     return table
 
 
@@ -81,6 +94,10 @@ def _shared(board: pd.DataFrame) -> dict[str, object]:
         for c in PROTOCOL_COLUMNS
         if c in board and _uniform(board[c]) and _cell(board[c].iloc[0], c) not in ("", "-")
     }
+
+
+def _empty(series: pd.Series) -> bool:
+    return all(_cell(v, "") in ("", "-") for v in series)
 
 
 def _uniform(series: pd.Series) -> bool:
@@ -131,13 +148,15 @@ def metrics_table(board: pd.DataFrame, metrics: tuple[str, ...], title: str) -> 
 def row_line(board: str, row: dict) -> Text:
     """One evaluated row as a line: the headline metrics, n, seconds and any flags."""
     parts = [f"TA {row['ta']:.2f}"]
-    for key, label in (("ra", "RA"), ("aa_ra", "AA"), ("pgd20_ra", "PGD-20"), ("mean", "mean")):
-        if key in row:
+    labels = (("ra", "RA"), ("aa_ra", "AA"), ("pgd20_ra", "PGD-20"), ("worst_ra", "worst"))
+    for key, label in (*labels, ("mean", "mean")):
+        if key in row and row[key] is not None and not pd.isna(row[key]):
             parts.append(f"{label} {row[key]:.2f}")
-    flags = f"  flags: {row['flags']}" if row.get("flags") else ""
-    return plain(
+    flags = f"  FLAGGED: {row['flags']}" if row.get("flags") else ""
+    return Text(
         f"{row['run']}: {'  '.join(parts)}  ({board}, n={row['n_eval']}, "
-        f"{row['eval_seconds']:.1f}s){flags}"
+        f"{row['eval_seconds']:.1f}s){flags}",
+        style=FLAGGED if flags else "",
     )
 
 

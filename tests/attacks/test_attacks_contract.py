@@ -30,6 +30,7 @@ EXAMPLE_PARAMS: dict[str, dict] = {
     "pgd": dict(eps=8 / 255, step_size=2 / 255, steps=3),
     "multi_pgd": dict(eps=8 / 255, step_size=2 / 255, steps=3),
     "autoattack": dict(eps=8 / 255, batch_size=N),
+    "square": dict(eps=8 / 255, queries=20),
     **{family: dict(eps=strengths[1], steps=3) for family, strengths in PROTOCOL_STRENGTHS.items()},
 }
 

@@ -93,8 +93,11 @@ def test_validate(monkeypatch, capsys, tmp_path, boards):
 
 def test_readme_documents_every_column():
     from robench.leaderboard import SCHEMAS
+    from robench.leaderboard.readme import missing_sections, render
 
     readme = (REPO / "leaderboards" / "README.md").read_text()
+    assert not missing_sections(readme)
+    assert render(readme) == readme, "run: python -m robench.leaderboard.readme"
     for schema in SCHEMAS.values():
         for column in schema.names:
             assert f"`{column}`" in readme, f"{schema.name}.{column} is not documented"

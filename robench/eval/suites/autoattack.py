@@ -1,8 +1,10 @@
 """autoattack: AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), L-inf 8/255, beside PGD-20.
 
 PGD-20 runs on the same images, so the row shows how much AutoAttack adds, and `worst_ra` is
-the per-example worst case of the two. Only --eps applies: AutoAttack is parameter-free, and
-its PGD-20 comparison keeps the default steps.
+the per-example worst case of the two. AutoAttack carries its own gradient-free cross-check
+(Square, 5000 queries, on every point the gradient attacks left), so this suite runs no
+separate one; its masking warnings become aa_* flags. Only --eps applies: AutoAttack is
+parameter-free, and its PGD-20 comparison keeps the default steps.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from robench.attacks.autoattack import VERSION
 from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, Column, eval_board
 from robench.config import AttackSpec
 from robench.epsilon import parse_eps
-from robench.eval.suites.base import CLEAN, EvalOptions, EvalSuite, Evaluation, Rows, Scorer
+from robench.eval.suites.base import (
+    CLEAN,
+    EvalOptions,
+    EvalSuite,
+    Evaluation,
+    Rows,
+    Scorer,
+    add_flags,
+)
+from robench.eval.suites.cross_check import untouched_flags
 from robench.eval.suites.pgd20 import pgd_attack, pgd_evaluation
 from robench.eval.suites.registry import EVAL_SUITES
 from robench.flags import percent
@@ -77,7 +88,6 @@ class AutoAttackSuite(EvalSuite):
             worst_ra=percent(aa.measured & pgd.measured),
             aa_version=VERSION,
         )
-        if aa.warnings:
-            parts = set(filter(None, str(row["flags"]).split(";"))) | aa.warnings
-            row["flags"] = ";".join(sorted(parts))
+        add_flags(row, aa.warnings)
+        add_flags(row, untouched_flags(clean.measured, aa.measured))
         return {self.board.name: [row]}

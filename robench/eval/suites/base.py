@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from robench.columns import BoardSchema
-from robench.config import AttackSpec
+from robench.config import AttackSpec, CrossCheckConfig
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError
 from robench.flags import Flags
@@ -33,13 +33,18 @@ class Evaluation:
     name: str
     attack: AttackSpec | None = None
     corruption: tuple[str, int] | None = None  # (name, severity): a CIFAR-10-C copy
+    # (images, seed): only that seeded subset of the test set (the masking cross-check's)
+    subset: tuple[int, int] | None = None
 
     def protocol(self) -> dict[str, Any]:
         """Everything about it that determines its flags (part of the flag file's key)."""
-        return {
+        protocol = {
             "attack": None if self.attack is None else self.attack.to_dict(),
             "corruption": None if self.corruption is None else list(self.corruption),
         }
+        if self.subset is not None:
+            protocol["subset"] = list(self.subset)
+        return protocol
 
 
 CLEAN = Evaluation("clean")
@@ -84,6 +89,13 @@ class EvalOptions:
     allow_training_mode: bool = False
     batch_size: int | None = None
     keep_examples: bool = False  # keep the transferable evaluation's adversarial examples
+    cross_check: CrossCheckConfig = field(default_factory=CrossCheckConfig)
+
+
+def add_flags(row: dict[str, Any], flags: list[str] | set[str] | frozenset[str]) -> None:
+    """Merge `flags` into a row's `flags` column (sorted, each once)."""
+    parts = set(filter(None, str(row.get("flags") or "").split(";"))) | set(flags)
+    row["flags"] = ";".join(sorted(parts))
 
 
 class Scorer(Protocol):

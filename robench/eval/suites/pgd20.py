@@ -1,4 +1,9 @@
-"""pgd20: clean accuracy and L-inf PGD-20 (eps 8/255, step 2/255, random start), the paper's RA."""
+"""pgd20: clean accuracy and L-inf PGD-20 (eps 8/255, step 2/255, random start), the paper's RA.
+
+Beside RA, every row carries the gradient-masking cross-check (cross_check.py): Square on a
+seeded subset, `worst_ra` the worst case of both attacks, flags when Square finds what PGD
+could not or PGD changed nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,16 @@ from typing import Any
 
 from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, Column, eval_board
 from robench.config import AttackConfig
-from robench.eval.suites.base import CLEAN, EvalOptions, EvalSuite, Evaluation, Rows, Scorer
+from robench.eval.suites import cross_check as masking
+from robench.eval.suites.base import (
+    CLEAN,
+    EvalOptions,
+    EvalSuite,
+    Evaluation,
+    Rows,
+    Scorer,
+    add_flags,
+)
 from robench.eval.suites.registry import EVAL_SUITES
 from robench.flags import percent
 
@@ -15,10 +29,15 @@ PGD20_ATTACK = AttackConfig(eps="8/255", step_size="2/255", steps=20, restarts=1
 
 BOARD = eval_board(
     "pgd20",
-    (TA, Column("ra", "float64", "robust accuracy, %: correct clean and under attack")),
+    (
+        TA,
+        Column("ra", "float64", "robust accuracy, %: correct clean and under attack"),
+        Column("worst_ra", "float64", "RA with the cross-check's fooled subset images counted, %"),
+        *masking.COLUMNS,
+    ),
     compared=("ta", "ra"),
-    percent=("ta", "ra"),
-    shown=(*RUN_ROW_SHOWN, "ta", "ra", "epochs_to_best", *PROTOCOL_SHOWN, "flags"),
+    percent=("ta", "ra", "worst_ra"),
+    shown=(*RUN_ROW_SHOWN, "ta", "ra", "worst_ra", "epochs_to_best", *PROTOCOL_SHOWN, "flags"),
 )
 
 
@@ -54,7 +73,8 @@ class PGD20Suite(EvalSuite):
     accepts = ("eps", "steps", "step_size")
 
     def evaluations(self, options: EvalOptions) -> list[Evaluation]:
-        return [CLEAN, pgd_evaluation(pgd_attack(options))]
+        pgd = pgd_evaluation(pgd_attack(options))
+        return [CLEAN, pgd, *masking.cross_check_evaluations(pgd, options, sliced=True)]
 
     def transferable(self, options: EvalOptions) -> Evaluation:
         return pgd_evaluation(pgd_attack(options))
@@ -62,8 +82,13 @@ class PGD20Suite(EvalSuite):
     def rows(self, scorer: Scorer) -> Rows:
         options = scorer.options
         cfg = pgd_attack(options)
-        clean = scorer.flags(CLEAN)
-        robust = scorer.flags(pgd_evaluation(cfg), keep_examples=options.keep_examples)
+        clean = scorer.flags(CLEAN).measured
+        evaluation = pgd_evaluation(cfg)
+        robust = scorer.flags(evaluation, keep_examples=options.keep_examples).measured
+        check = masking.cross_check(scorer, evaluation, robust)
+        worst = robust if check is None else check.worst(robust)
         row = scorer.row(self.name, attack_columns(cfg), options.overrides.text())
-        row.update(ta=percent(clean.measured), ra=percent(robust.measured))
+        row.update(ta=percent(clean), ra=percent(robust), worst_ra=percent(worst))
+        row.update(masking.check_columns(check))
+        add_flags(row, masking.masking_flags(check, clean, robust))
         return {self.board.name: [row]}
