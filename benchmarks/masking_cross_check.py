@@ -69,6 +69,7 @@ def target(model: torch.nn.Module, test: ArrayDataset, name: str, flag_dir: Path
             "train_suite": "",
             "train_suite_sha256": "",
             "run_dir": "",
+            "model_id": f"external:{name}",
         },
         model_hash=name,
         flag_dir=flag_dir,

@@ -59,6 +59,12 @@ class BoardSchema:
         return {c.name: c.dtype for c in self.columns}
 
     @property
+    def match_key(self) -> tuple[str, ...]:
+        """The key without the model's identity: what two reproductions' rows match on (the
+        same run name and protocol from two machines are the same row to `diff`)."""
+        return tuple(k for k in self.key if k != MODEL_ID.name)
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
@@ -105,10 +111,17 @@ HONESTY = (
     ),
     Column("overrides", "string", "attack settings overridden on the command line, e.g. steps=10"),
 )
+MODEL_ID = Column(
+    "model_id",
+    "string",
+    "what was evaluated, part of the key: run:<hash of the run directory and training-suite "
+    "hash>, weights:<hash of the weights' tensors>, ensemble:<hash of its members' ids>",
+)
 TAIL = (
     *HONESTY,
     Column("eval_seconds", "float64", "wall time of the evaluation"),
     Column("run_dir", "string", "the run directory evaluated (an ensemble: all of them)"),
+    MODEL_ID,
 )
 ROW_KEY = (
     "run",
@@ -123,6 +136,7 @@ ROW_KEY = (
     "seed",
     "dataset",
     "overrides",
+    "model_id",
 )
 # What documents show of a run's evaluation row (the CSV keeps every column).
 RUN_ROW_SHOWN = ("run", "pretext", "scenario", "model", "checkpoint")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from robench.config import RuntimeConfig, Suite
 from robench.errors import RobenchError
@@ -79,6 +80,10 @@ class Session:
             data_dir=data_dir,
             checkpoint_every=checkpoint_every,
         )
+
+    def warn(self, message: str) -> None:
+        """A warning the user must see, printed as it is (never read as markup)."""
+        self.console.print(Text(f"warning: {message}", style="yellow"))
 
     def train_env(self, suite: Suite | None = None) -> TrainEnv:
         ref = None if suite is None else SuiteRef(suite.name, suite.path, suite.sha256)

@@ -83,7 +83,7 @@ def evaluate(
 
 def evaluate_request(session: Session, request: EvalRequest) -> BoardSet:
     """`robench eval`: the request's targets under its suite, into its leaderboard folder."""
-    boards = BoardSet(request.leaderboard_dir)
+    boards = BoardSet(request.leaderboard_dir, warn=session.warn)
     return evaluate(session, request.targets(), request.suite, boards, request.options())
 
 
@@ -94,7 +94,7 @@ def reproduce(session: Session, suite: Suite, out: Path, only: list[str] | None)
     layout = Layout(out)
     runs = suite.select(only)
     trained = train_suite(session.train_env(suite), suite, runs, layout.runs)
-    boards = BoardSet(layout.leaderboards)
+    boards = BoardSet(layout.leaderboards, warn=session.warn)
     transfer_runs = _transfer_runs(runs)
     options = EvalOptions(seed=suite.protocol.seed)
     targets = (run_target(trained.run_dir(r.name), data_dir=session.data_dir) for r in runs)

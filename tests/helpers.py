@@ -144,6 +144,7 @@ def leaderboard_row(run: str = "a", ra: float = 40.0, n: int = 100) -> dict[str,
         dataset="CIFAR-10 (JPEG copy)",
         is_jpeg_copy=True,
         epochs_to_best=3,
+        model_id=f"test:{run}",
     )
     return row
 
@@ -194,7 +195,7 @@ def array_target(
         model=model,
         test=ArrayDataset(images, labels, tuple(str(i) for i in range(10))),
         data_info={"dataset": "random", "is_jpeg_copy": False, "content_hash": "r"},
-        identity={**identity, "run_dir": ""},
+        identity={**identity, "run_dir": "", "model_id": f"test:{name}"},
         model_hash=name,
         flag_dir=flag_dir,
         batch_size=8,

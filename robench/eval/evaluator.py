@@ -170,7 +170,7 @@ class Evaluator:
         """The columns of a row of a long board (one measurement per row)."""
         row = self.row("", {}, "")
         keys = ("run", "checkpoint", "n_eval", "seed", "dataset", "is_jpeg_copy", "device")
-        keys += ("robench_version", "git_revision", "date")
+        keys += ("robench_version", "git_revision", "date", "model_id")
         return {k: row[k] for k in keys}
 
     # -- helpers --------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from robench.data import ArrayDataset, load_test
 from robench.errors import ConfigError, DataError, RobenchError
 from robench.eval.user_model import import_factory, load_state_dict_file
 from robench.runs import RunRecord, open_run_dir
-from robench.runs.checkpoint import checkpoint_paths, load_model_checkpoint, meta_int
-from robench.runs.identity import combined_sha256, file_sha256
+from robench.runs.checkpoint import load_model_checkpoint, meta_int, model_tensors
+from robench.runs.identity import combined_sha256, file_sha256, short_id, tensors_sha256
 
 DEFAULT_BATCH_SIZE = 250
 
@@ -93,8 +93,9 @@ def run_target(
             "train_suite": "" if record.suite is None else record.suite.path,
             "train_suite_sha256": "" if record.suite is None else record.suite.sha256,
             "run_dir": str(rd.path),
+            "model_id": run_model_id(rd.path, record),
         },
-        model_hash=file_sha256(checkpoint_paths(stem)[0]),
+        model_hash=tensors_sha256(model_tensors(model), meta),
         flag_dir=rd.eval_dir,
         batch_size=protocol.eval_batch_size,
         notes=notes,
@@ -169,6 +170,7 @@ def ensemble_target(
             "train_suite": first.identity["train_suite"],
             "train_suite_sha256": first.identity["train_suite_sha256"],
             "run_dir": ";".join(m.identity["run_dir"] for m in members),
+            "model_id": short_id("ensemble", *(m.identity["model_id"] for m in members)),
         },
         model_hash=model_hash,
         flag_dir=state_root / "ensembles" / f"{_slug(name)}-{model_hash[:12]}",
@@ -200,7 +202,8 @@ def external_target(
         raise ConfigError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
     load_state_dict_file(model, weights)
     test, info = load_test(data, data_dir, n=n)
-    model_hash = combined_sha256((file_sha256(file), file_sha256(weights)))
+    weights_hash = tensors_sha256(model.state_dict())
+    model_hash = combined_sha256((file_sha256(file), weights_hash))
     name = check_row_name(name or weights.stem, "model name (--name, else the weights' file name)")
     return EvalTarget(
         name=name,
@@ -217,11 +220,20 @@ def external_target(
             "train_suite": "",
             "train_suite_sha256": "",
             "run_dir": str(weights),
+            "model_id": short_id("weights", weights_hash),
         },
         model_hash=model_hash,
         flag_dir=state_root / "external" / f"{_slug(name)}-{model_hash[:12]}",
         batch_size=batch_size,
     )
+
+
+def run_model_id(path: Path, record: RunRecord) -> str:
+    """A run's identity: its directory (resolved) and the hash of the suite it came from, so
+    two runs named alike (two suites, two --out folders) are two rows, and re-evaluating a
+    run (a better checkpoint after resuming) replaces its row."""
+    suite_hash = "" if record.suite is None else record.suite.sha256
+    return short_id("run", str(Path(path).resolve()), suite_hash)
 
 
 def _slug(text: str) -> str:

@@ -1,7 +1,9 @@
 """What moved between two leaderboards: matched by key, compared against a tolerance.
 
 A CI job fails on a regression only if this is exact about what counts: a metric that moved
-by more than `tol` (percentage points for accuracies) or a row that disappeared. Rows that
+by more than `tol` (percentage points for accuracies) or a row that disappeared. Rows match
+on the board's key less the model's identity (`match_key`), unless a board holds two models
+under one name. Rows that
 appear are reported but are not failures: adding a run is not a regression.
 """
 
@@ -67,7 +69,7 @@ def diff_boards(
             "two versions of one board"
         )
     old_board, new_board = read_board(base, schema), read_board(new, schema)
-    key = tuple(key) if key else schema.key
+    key = tuple(key) if key else _default_key(schema, old_board, new_board)
     for board, path in ((old_board, base), (new_board, new)):
         unknown = [k for k in key if k not in board.columns]
         if unknown:
@@ -94,6 +96,16 @@ def diff_boards(
         disappeared=tuple(sorted(set(old_rows) - set(new_rows))),
         unchanged_rows=unchanged,
     )
+
+
+def _default_key(schema: BoardSchema, *boards: pd.DataFrame) -> tuple[str, ...]:
+    """Rows match by name and protocol (two machines' reproductions give their runs other
+    identities), or by the full key, identity included, where one board holds several models
+    under one name."""
+    match = list(schema.match_key)
+    if all(not board.duplicated(match).any() for board in boards):
+        return schema.match_key
+    return schema.key
 
 
 def shown_key(diff: BoardDiff) -> tuple[int, ...]:

@@ -3,10 +3,17 @@
 Two evaluations writing the same board at once must not lose each other's rows, and a crash
 mid-write must leave the previous board intact: every write holds `<csv>.lock` and replaces
 the file atomically.
+
+No row is replaced silently by another model's. The key of an evaluation board includes the
+model's identity (`model_id`): a row replaces only the same model's row under the same
+protocol. A second model under an existing name is kept as its own row, with a warning that
+says how to tell them apart. A row written before rows carried an identity (no `model_id`)
+is replaced by the same name's new row, as it was then, with a note saying so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,7 @@ from robench.errors import ConfigError, RobenchError
 from robench.leaderboard.schema import PGD20, BoardSchema, schema_for
 
 LOCK_TIMEOUT_S = 600
+MODEL_ID = "model_id"
 
 
 class LeaderboardError(RobenchError):
@@ -81,10 +89,16 @@ def validate_board(path: Path) -> tuple[BoardSchema | None, list[str]]:
     return schema, problems
 
 
+Warn = Callable[[str], None]
+
+
 def upsert_rows(
-    path: Path, rows: list[dict[str, Any]], schema: BoardSchema = PGD20
+    path: Path, rows: list[dict[str, Any]], schema: BoardSchema = PGD20, warn: Warn | None = None
 ) -> pd.DataFrame:
-    """Insert `rows`, replacing any existing row with the same key; returns the new board."""
+    """Insert `rows`, replacing any existing row with the same key; returns the new board.
+
+    `warn(message)` hears of rows kept beside another model's of the same name, and of rows
+    without an identity that were replaced (see the module's docstring)."""
     for row in rows:
         missing = [c for c in schema.names if c not in row]
         extra = [c for c in row if c not in schema.dtypes]
@@ -101,10 +115,41 @@ def upsert_rows(
         new_keys = set(map(tuple, new[keys].astype(str).to_numpy()))
         old_keys = board[keys].astype(str).apply(tuple, axis=1) if len(board) else None
         kept = board[~old_keys.isin(new_keys)] if old_keys is not None else board
+        kept = _settle_identities(path, kept, new, schema, warn or (lambda _: None))
         merged = _typed(pd.concat([kept, new], ignore_index=True), schema, path)
         _drop_stale_temporaries(path)
         atomic_write(path, lambda tmp: _safe(merged).to_csv(tmp, index=False))
     return merged
+
+
+def _settle_identities(
+    path: Path, board: pd.DataFrame, new: pd.DataFrame, schema: BoardSchema, warn: Warn
+) -> pd.DataFrame:
+    """`board` less the identity-less rows `new` supersedes; warns of name collisions."""
+    if MODEL_ID not in schema.key or not len(board):
+        return board
+    match = list(schema.match_key)
+    new_by_match = dict(zip(_tuples(new, match), new[MODEL_ID], strict=True))
+    old_match = _tuples(board, match)
+    legacy = board[MODEL_ID].isna() & old_match.isin(set(new_by_match)).to_numpy()
+    if legacy.any():
+        names = ", ".join(sorted(set(board.loc[legacy, "run"].astype(str))))
+        warn(
+            f"{path.name}: replaced {int(legacy.sum())} row(s) written before rows carried a "
+            f"model identity ({names})"
+        )
+    for match_key, model_id in zip(old_match[~legacy], board.loc[~legacy, MODEL_ID], strict=True):
+        if match_key in new_by_match and str(model_id) != str(new_by_match[match_key]):
+            warn(
+                f"{path.name}: a row named {match_key[0]!r} from another model ({model_id}) is "
+                f"already there; both are kept (model_id tells them apart; --name renames "
+                f"an ensemble or your own model)"
+            )
+    return board[~legacy]
+
+
+def _tuples(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    return frame[columns].astype(str).apply(tuple, axis=1)
 
 
 def write_board(path: Path, frame: pd.DataFrame, schema: BoardSchema) -> pd.DataFrame:

@@ -43,7 +43,7 @@ def _row(model, data: ArrayDataset, folder, name: str) -> dict:
         model=model,
         test=data,
         data_info={"dataset": "cifar10-exact", "is_jpeg_copy": False, "content_hash": "x"},
-        identity={**identity, "run_dir": ""},
+        identity={**identity, "run_dir": "", "model_id": f"test:{name}"},
         model_hash=name,
         flag_dir=folder,
         batch_size=64,

@@ -78,6 +78,7 @@ def _target(model: nn.Module, tmp_path: Path, n: int = 16, name: str = "m") -> E
             "train_suite": "",
             "train_suite_sha256": "",
             "run_dir": "",
+            "model_id": "test:h",
         },
         model_hash="h",
         flag_dir=tmp_path / "flags",

@@ -12,6 +12,7 @@ import numpy as np
 
 from robench.columns import (
     ATTACK_COLUMNS,
+    MODEL_ID,
     PROVENANCE,
     RUN,
     RUN_ROW_SHOWN,
@@ -46,7 +47,16 @@ BOARD = eval_board(
     compared=("ta", "mean", *COLUMNS),
     percent=("ta", "mean", *COLUMNS),
     provenance=tuple(c for c in PROVENANCE if c.name not in ATTACK_COLUMNS),
-    key=("run", "suite", "checkpoint", "n_eval", "seed", "dataset", "corruption_source"),
+    key=(
+        "run",
+        "suite",
+        "checkpoint",
+        "n_eval",
+        "seed",
+        "dataset",
+        "corruption_source",
+        "model_id",
+    ),
     shown=(
         *RUN_ROW_SHOWN,
         "ta",
@@ -78,6 +88,7 @@ LONG_BOARD = BoardSchema(
         Column("robench_version", "string", "robench version that produced the row"),
         Column("git_revision", "string", "robench commit (+dirty with local changes)"),
         Column("date", "string", "UTC time the row was written (ISO 8601)"),
+        MODEL_ID,
     ),
     key=(
         "run",
@@ -88,6 +99,7 @@ LONG_BOARD = BoardSchema(
         "seed",
         "dataset",
         "corruption_source",
+        "model_id",
     ),
     metrics=("accuracy",),
     percent=("accuracy",),
