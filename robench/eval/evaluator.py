@@ -34,7 +34,6 @@ from robench.errors import DataError
 from robench.eval.sanity import SanityReport, check_model
 from robench.eval.suites import ALL, EvalOptions, Evaluation, Rows, expand_suites
 from robench.eval.suites.corruptions import corruption_source
-from robench.eval.suites.cross_check import subset_indices
 from robench.eval.targets import EvalTarget
 from robench.flags import Flags, compute_flags
 from robench.progress import make_progress
@@ -175,15 +174,19 @@ class Evaluator:
 
     # -- helpers --------------------------------------------------------------------------
 
+    def _indices(self, evaluation: Evaluation) -> np.ndarray | None:
+        return evaluation.indices(len(self.target.test), lambda e: self.flags(e).measured)
+
     def _size(self, evaluation: Evaluation) -> int:
-        n = len(self.target.test)
-        return n if evaluation.subset is None else min(evaluation.subset[0], n)
+        indices = self._indices(evaluation)
+        return len(self.target.test) if indices is None else len(indices)
 
     def _data(self, evaluation: Evaluation) -> ArrayDataset:
         data = self.target.test
-        if evaluation.subset is not None:
+        indices = self._indices(evaluation)
+        if indices is not None:
             assert evaluation.corruption is None, "a subset of a corrupted copy is not defined"
-            return data.subset(subset_indices(len(data), *evaluation.subset))
+            return data.subset(indices)
         if evaluation.corruption is None:
             return data
         from robench.corruptions.source import corrupted_test_set

@@ -40,7 +40,9 @@ def read_board(path: Path, schema: BoardSchema | None = None) -> pd.DataFrame:
     schema = schema or schema_for(path, frame)
     if schema is None:
         raise LeaderboardError(f"{path} is not a robench leaderboard (no known schema fits)")
-    missing = [c for c in schema.key if c not in frame.columns]
+    # A board from before rows carried an identity lacks model_id: it reads (as unknown) and
+    # is migrated by its next write.
+    missing = [c for c in schema.key if c not in frame.columns and c != MODEL_ID]
     if missing:
         raise LeaderboardError(
             f"{path} is not a robench {schema.name} leaderboard: missing columns {missing}"

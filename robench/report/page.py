@@ -27,6 +27,8 @@ th { cursor: pointer; background: #f4f4f4; user-select: none; white-space: nowra
 th:after { content: " \\2195"; color: #aaa; }
 td.num { text-align: right; } tr:hover td { background: #fafafa; }
 .caption, .meta { color: #666; font-size: .9em; }
+tr.flagged td { background: #fde8e8; color: #8a1c1c; }
+.flag-note { color: #8a1c1c; font-weight: 600; }
 figure { display: inline-block; margin: 0 1em 1em 0; } figure img { max-width: 560px; }
 """
 
@@ -59,6 +61,30 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+FLAG_MARK = "\u26a0"  # a warning sign before the name of a flagged row
+
+
+def _flagged(row: pd.Series) -> bool:
+    """A row whose sanity checks or masking cross-check found something (its number is
+    doubtful: see its flags)."""
+    value = row.get("flags")
+    return isinstance(value, str) and bool(value)
+
+
+def _flag_note(board: pd.DataFrame) -> str:
+    count = sum(_flagged(row) for _, row in board.iterrows())
+    if not count:
+        return ""
+    return (
+        f"{FLAG_MARK} {count} flagged row(s): their numbers are doubtful, see the flags column "
+        "(gradient_masking_suspected: a gradient-free attack fooled what PGD could not)"
+    )
+
+
+def _name_cell(row: pd.Series, column: str, text: str) -> str:
+    return f"{FLAG_MARK} {text}" if column == "run" and _flagged(row) else text
+
+
 def board_markdown(board: pd.DataFrame, name: str) -> str:
     columns = _columns(board, name)
     lines = [
@@ -67,9 +93,13 @@ def board_markdown(board: pd.DataFrame, name: str) -> str:
         + "".join("---:|" if pd.api.types.is_numeric_dtype(board[c]) else "---|" for c in columns),
     ]
     for _, row in board.iterrows():
-        cells = (html.escape(_cell(row[c]), quote=False).replace("|", "\\|") for c in columns)
+        cells = (
+            html.escape(_name_cell(row, c, _cell(row[c])), quote=False).replace("|", "\\|")
+            for c in columns
+        )
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    note = _flag_note(board)
+    return "\n".join(lines) + "\n" + (f"\n**{note}**\n" if note else "")
 
 
 def board_html(board: pd.DataFrame, name: str) -> str:
@@ -77,18 +107,20 @@ def board_html(board: pd.DataFrame, name: str) -> str:
     numeric = {c for c in columns if pd.api.types.is_numeric_dtype(board[c])}
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>"
+        ('<tr class="flagged">' if _flagged(row) else "<tr>")
         + "".join(
             f'<td class="num">{html.escape(_cell(row[c]))}</td>'
             if c in numeric
-            else f"<td>{html.escape(_cell(row[c]))}</td>"
+            else f"<td>{html.escape(_name_cell(row, c, _cell(row[c])))}</td>"
             for c in columns
         )
         + "</tr>\n"
         for _, row in board.iterrows()
     )
+    note = _flag_note(board)  # above the table, where a reader starts
+    warning = f'<p class="flag-note">{html.escape(note)}</p>' if note else ""
     return (
-        f'<div class="scroll"><table class="board"><thead><tr>{head}</tr></thead>'
+        f'{warning}<div class="scroll"><table class="board"><thead><tr>{head}</tr></thead>'
         f"<tbody>\n{body}</tbody></table></div>"
     )
 

@@ -56,15 +56,15 @@ def test_square_matches_torchattacks_square_on_the_adversarially_trained_resnet2
     adversarial_resnet20, exact_test_batch
 ):
     torchattacks = pytest.importorskip("torchattacks")
-    x, y = (t[:64] for t in exact_test_batch)
+    x, y = (t[:48] for t in exact_test_batch)
     model = adversarial_resnet20
-    ours = build_attack(AttackSpec("square", {"eps": EPS, "queries": 100}))
+    ours = build_attack(AttackSpec("square", {"eps": EPS, "queries": 50}))
     x_ours = ours.perturb(model, x, y, torch.Generator().manual_seed(0))
-    theirs = torchattacks.Square(model, eps=EPS, n_queries=100, seed=0)
+    theirs = torchattacks.Square(model, eps=EPS, n_queries=50, seed=0)
     x_theirs = theirs(x, y)
     with torch.no_grad():
         ra_ours = (model(x_ours).argmax(1) == y).float().mean().item() * 100
         ra_theirs = (model(x_theirs).argmax(1) == y).float().mean().item() * 100
         ta = (model(x).argmax(1) == y).float().mean().item() * 100
     assert ra_ours < ta - 5 and ra_theirs < ta - 5  # both find adversarial examples
-    assert abs(ra_ours - ra_theirs) <= 10, (ra_ours, ra_theirs)  # two implementations agree
+    assert abs(ra_ours - ra_theirs) <= 12.5, (ra_ours, ra_theirs)  # within 6 of 48 images

@@ -1,10 +1,10 @@
-"""A hostile user at the command line (issue #18, sections 4-9): one line and exit 2, or the
+"""A hostile user at the command line (issue #18, sections 2-9): one line and exit 2, or the
 right thing, and never a traceback, a silently wrong file or a formula in a board.
 
-Each test is one case class: user text read as markup, output paths discovered too late,
-negative seeds, records and checkpoints that lie, model files that exit, typos that would
-train the wrong thing, a CI gate that can be waved through, CSV injection, killed writes,
-symlinked boards, signals.
+Each test is one case class: rows replaced by another model's, user text read as markup,
+output paths discovered too late, negative seeds, records and checkpoints that lie, model
+files that exit, typos that would train the wrong thing, a CI gate that can be waved
+through, CSV injection, killed writes, symlinked boards, signals.
 """
 
 from __future__ import annotations
@@ -293,6 +293,70 @@ def test_a_signal_prints_one_line_and_the_checkpoint_to_resume_from(folder, tmp_
     assert "interrupted; rerun the same command to resume (last checkpoint: P1F4 epoch" in err
 
 
+# -- 2. no row is silently replaced ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_name_are_two_rows_and_a_warning(
+    monkeypatch, capsys, runs, folder, tmp_path
+):
+    import shutil
+
+    other = tmp_path / "elsewhere" / "P1F4"  # the same name from another --out
+    shutil.copytree(runs / "P1F4", other)
+    boards = tmp_path / "boards"
+    for run in (runs / "P1F4", other, runs / "P1F4"):
+        code, out, err = _eval(monkeypatch, capsys, folder, str(run), "--leaderboard-dir",
+                               str(boards))  # fmt: skip
+        assert code == 0, err
+    assert "a row named 'P1F4' from another model" in out and "both are kept" in out
+    board = pd.read_csv(boards / "pgd20.csv")
+    assert (board["run"] == "P1F4").sum() == 2  # the third evaluation replaced its own row
+    assert board["model_id"].nunique() == 2 and board["model_id"].str.startswith("run:").all()
+
+
+@pytest.mark.slow
+def test_two_weight_files_named_alike_are_two_models(monkeypatch, capsys, folder, tmp_path):
+    factory = tmp_path / "net.py"
+    factory.write_text(
+        "from robench.models import create\n\ndef make():\n"
+        "    return create('preact_tiny', num_classes=10)\n"
+    )
+    for name, seed in (("a", 0), ("b", 1), ("c", 0)):  # c holds a's weights, in another file
+        torch.manual_seed(seed)
+        (tmp_path / name).mkdir()
+        torch.save(create("preact_tiny", num_classes=10).state_dict(), tmp_path / name / "model.pt")
+    boards = tmp_path / "boards"
+    for name in "abc":
+        code, _, err = run_cli(monkeypatch, capsys, "eval", "--model", f"{factory}:make",
+                                 "--weights", str(tmp_path / name / "model.pt"), "--data",
+                                 "imagefolder", "--data-dir", str(folder), "--n", "8",
+                                 "--device", "cpu", "--leaderboard-dir", str(boards))  # fmt: skip
+        assert code == 0, err
+    board = pd.read_csv(boards / "pgd20.csv")
+    assert (board["run"] == "model").sum() == 2  # a and b; c is a again, by content
+    assert board["model_id"].str.startswith("weights:").all()
+
+
+@pytest.mark.slow
+def test_the_same_weights_written_again_reuse_their_flags(
+    monkeypatch, capsys, runs, folder, tmp_path
+):
+    import shutil
+
+    run = tmp_path / "P1F3"
+    shutil.copytree(runs / "P1F3", run)
+    code, _, err = _eval(monkeypatch, capsys, folder, str(run), "--leaderboard-dir", str(tmp_path))
+    assert code == 0, err
+    flag_files = sorted(p.name for p in RunDir(run).eval_dir.glob("*.npz"))
+    stem = RunDir(run).checkpoint("best_ta")
+    tensors, meta = ckpt.load_checkpoint(stem)  # written again, every key in the other order
+    ckpt.save_checkpoint(stem, dict(reversed(tensors.items())), dict(reversed(meta.items())))
+    code, _, err = _eval(monkeypatch, capsys, folder, str(run), "--leaderboard-dir", str(tmp_path))
+    assert code == 0, err
+    assert sorted(p.name for p in RunDir(run).eval_dir.glob("*.npz")) == flag_files
+
+
 # -- 3. one process per run directory --------------------------------------------------------
 
 
@@ -324,3 +388,25 @@ def test_a_lock_left_by_kill_9_is_taken_over(tmp_path):
     holder.wait()
     with folder_lock(tmp_path, "run"):
         assert (tmp_path / ".lock").read_text() == str(os.getpid())
+
+
+# -- 1. flags are seen -----------------------------------------------------------------------
+
+
+def test_a_flagged_row_is_marked_in_every_document(monkeypatch, capsys, tmp_path):
+    from robench.report.page import board_html
+
+    flagged = {**leaderboard_row("masked", ra=90.0), "flags": "gradient_masking_suspected:9/64"}
+    board = upsert_rows(tmp_path / "pgd20.csv", [flagged, leaderboard_row("honest")], PGD20)
+    markdown = board_markdown(board, "pgd20")
+    assert "\u26a0 masked" in markdown and "\u26a0 honest" not in markdown
+    assert "1 flagged row(s)" in markdown
+    page = board_html(board, "pgd20")
+    assert page.count('<tr class="flagged">') == 1 and "1 flagged row(s)" in page
+    code, out, err = run_cli(
+        monkeypatch, capsys, "leaderboard", "show", str(tmp_path / "pgd20.csv")
+    )
+    assert code == 0, err
+    assert "gradient_masking_suspected:9/64" in out.replace("\n", "").replace(" ", "") or (
+        "gradient_masking_suspected" in out
+    )

@@ -16,12 +16,8 @@ from robench.config import CrossCheckConfig
 from robench.errors import ConfigError
 from robench.eval.evaluator import Evaluator
 from robench.eval.suites import EvalOptions, Overrides
-from robench.eval.suites.cross_check import (
-    CrossCheck,
-    masking_flags,
-    subset_indices,
-    untouched_flags,
-)
+from robench.eval.suites.base import subset_indices
+from robench.eval.suites.cross_check import CrossCheck, masking_flags, untouched_flags
 from robench.models import create
 from robench.runtime import Runtime
 

@@ -48,6 +48,9 @@ class FakeScorer:
         seed = int(hashlib.sha256(evaluation.name.encode()).hexdigest()[:8], 16)
         clean = np.random.default_rng(0).random(N) < 0.7  # the same clean flags everywhere
         measured = clean & (np.random.default_rng(seed).random(N) < 0.6)
+        indices = evaluation.indices(N, lambda e: self.flags(e).measured)
+        if indices is not None:  # a subset (the masking cross-check's): its images only
+            clean, measured = clean[indices], measured[indices]
         if evaluation.attack is None and evaluation.corruption is None:
             return Flags(clean, None, 0.0)
         return Flags(clean, measured, 0.0)

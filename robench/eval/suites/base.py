@@ -12,9 +12,12 @@ mean nothing for it rather than ignoring them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from robench.columns import BoardSchema
 from robench.config import AttackSpec, CrossCheckConfig
@@ -35,16 +38,48 @@ class Evaluation:
     corruption: tuple[str, int] | None = None  # (name, severity): a CIFAR-10-C copy
     # (images, seed): only that seeded subset of the test set (the masking cross-check's)
     subset: tuple[int, int] | None = None
+    # ... and of it only the images still robust under this evaluation (AutoAttack's way:
+    # attack what the previous attack left)
+    survivors_of: Evaluation | None = None
 
     def protocol(self) -> dict[str, Any]:
         """Everything about it that determines its flags (part of the flag file's key)."""
-        protocol = {
+        protocol: dict[str, Any] = {
             "attack": None if self.attack is None else self.attack.to_dict(),
             "corruption": None if self.corruption is None else list(self.corruption),
         }
         if self.subset is not None:
             protocol["subset"] = list(self.subset)
+        if self.survivors_of is not None:
+            protocol["survivors_of"] = {
+                "name": self.survivors_of.name,
+                **self.survivors_of.protocol(),
+            }
         return protocol
+
+    def indices(self, n: int, robust: Callable[[Evaluation], np.ndarray]) -> np.ndarray | None:
+        """Which of the n test images it measures (None: all of them, in order).
+
+        `robust(e)` gives evaluation e's robust flags, over the images e measures.
+        """
+        if self.subset is None:
+            return None
+        indices = subset_indices(n, *self.subset)
+        if self.survivors_of is not None:
+            survivors = robust(self.survivors_of)
+            if len(survivors) == n:  # an evaluation of every image (or a subset of all n)
+                survivors = survivors[indices]
+            indices = indices[survivors]
+        return indices
+
+
+SUBSET_STREAM = 0x5C  # keeps the subset's draw apart from every attack's random stream
+
+
+def subset_indices(n: int, images: int, seed: int) -> np.ndarray:
+    """A seeded subset: min(images, n) of the first n images, drawn with `seed`, in order."""
+    rng = np.random.default_rng([seed, SUBSET_STREAM])
+    return np.sort(rng.choice(n, size=min(images, n), replace=False))
 
 
 CLEAN = Evaluation("clean")

@@ -8,12 +8,13 @@ fools and PGD did not are few; many of them are the signature of masking (Athaly
 2018; Croce & Hein 2020 run Square inside AutoAttack for the same reason).
 
 Every white-box row runs it on a seeded subset of `images` test images (min of that and
-n_eval) with `queries` queries, both recorded in the row. k points fooled by Square but not
-by the white-box attack give `gradient_masking_suspected:k/n` when k > margin * n (and k is
-at least MIN_SUSPECT), and
-`worst_ra` counts those points as fooled (the worst case over both attacks, on all n_eval
-images). A non-trivially accurate model on which the attack changed no prediction at all is
-flagged `attack_changed_no_prediction`: no honest model is untouched by PGD at eps 8/255.
+n_eval) with `queries` queries, both recorded in the row; like AutoAttack, it attacks only
+the subset's images the white-box attack left robust (the others are fooled either way).
+k points fooled by Square but not by the white-box attack give
+`gradient_masking_suspected:k/n` when k > margin * n (and k >= MIN_SUSPECT), and `worst_ra`
+counts those points as fooled (the worst case over both attacks, on all n_eval images).
+A non-trivially accurate model on which the attack changed no prediction at all is flagged
+`attack_changed_no_prediction`: no honest model is untouched by PGD at eps 8/255.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ import numpy as np
 
 from robench.columns import Column
 from robench.config import AttackSpec
-from robench.eval.suites.base import CLEAN, EvalOptions, Evaluation, Scorer
+from robench.eval.suites.base import CLEAN, EvalOptions, Evaluation, Scorer, subset_indices
 
-SUBSET_STREAM = 0x5C  # keeps the subset's draw apart from every attack's random stream
 MIN_SUSPECT = 2  # fewer points than this are never "beyond the margin", however small n is
 MIN_UNTOUCHED = 10  # correct images below which "changed no prediction" means nothing
 MIN_UNTOUCHED_TA = 20.0  # % clean accuracy below which a model is trivially inaccurate
@@ -43,12 +43,6 @@ COLUMNS = (
         "subset images the cross-check fooled and the white-box attack did not",
     ),
 )
-
-
-def subset_indices(n: int, images: int, seed: int) -> np.ndarray:
-    """The cross-check's images: min(images, n) of the first n, drawn with `seed`, in order."""
-    rng = np.random.default_rng([seed, SUBSET_STREAM])
-    return np.sort(rng.choice(n, size=min(images, n), replace=False))
 
 
 @dataclass(frozen=True)
@@ -94,8 +88,9 @@ OFF_COLUMNS = {"cross_check": "off", "cross_check_n": 0, "cross_check_queries": 
 def cross_check_evaluations(
     white_box: Evaluation, options: EvalOptions, *, sliced: bool
 ) -> list[Evaluation]:
-    """What the cross-check of `white_box` measures: Square on the seeded subset, and (unless
-    the white-box flags of all images are `sliced` to it) the white-box attack on it too."""
+    """What the cross-check of `white_box` measures: unless the white-box flags of all images
+    are `sliced` to the seeded subset, the white-box attack on it; then Square on the subset's
+    images the white-box attack left robust (only those can show what it missed)."""
     cfg = options.cross_check
     if cfg.images == 0:
         return []
@@ -103,14 +98,16 @@ def cross_check_evaluations(
     params = white_box.attack.params
     norm = str(params.get("norm", "linf"))
     subset = (cfg.images, options.seed)
+    first = [] if sliced else [
+        replace(white_box, name=f"{white_box.name}_subset", subset=subset)
+    ]  # fmt: skip
     square = Evaluation(
         f"cross_check_square_{norm}",
         AttackSpec("square", {"eps": float(params["eps"]), "queries": cfg.queries, "norm": norm}),
         subset=subset,
+        survivors_of=first[0] if first else white_box,
     )
-    if sliced:
-        return [square]
-    return [square, replace(white_box, name=f"{white_box.name}_subset", subset=subset)]
+    return [*first, square]
 
 
 def cross_check(
@@ -125,18 +122,21 @@ def cross_check(
     evaluations = cross_check_evaluations(white_box, scorer.options, sliced=robust is not None)
     if not evaluations:
         return None
-    square, *subset_white_box = evaluations
+    *subset_white_box, square = evaluations
     assert square.subset is not None and square.attack is not None
     n = len(robust) if robust is not None else len(scorer.flags(CLEAN).clean)
     indices = subset_indices(n, *square.subset)
     white = scorer.flags(subset_white_box[0]).measured if robust is None else robust[indices]
+    free = np.ones_like(white)  # what PGD fooled needs no second attack: fooled either way
+    if white.any():
+        free[white] = scorer.flags(square).measured
     return CrossCheck(
         attack=f"square-{square.attack.params['norm']}",
         queries=int(square.attack.params["queries"]),
         margin=scorer.options.cross_check.margin,
         indices=indices,
         white_box=white,
-        gradient_free=scorer.flags(square).measured,
+        gradient_free=free,
     )
 
 
