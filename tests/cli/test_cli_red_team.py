@@ -112,6 +112,9 @@ def test_negative_seeds_are_refused(monkeypatch, capsys, tmp_path):
     assert_one_line_error(code, err, "seed must be >= 0")
     code, _, err = run_cli(monkeypatch, capsys, "eval", str(tmp_path), "--seed", "-1")
     assert_one_line_error(code, err, "--seed must be >= 0")
+    for flag, value in (("--cross-check-images", "-1"), ("--cross-check-queries", "0")):
+        code, _, err = run_cli(monkeypatch, capsys, "eval", str(tmp_path), flag, value)
+        assert_one_line_error(code, err, flag)
 
 
 @pytest.mark.slow
