@@ -410,6 +410,5 @@ def test_a_flagged_row_is_marked_in_every_document(monkeypatch, capsys, tmp_path
         monkeypatch, capsys, "leaderboard", "show", str(tmp_path / "pgd20.csv")
     )
     assert code == 0, err
-    assert "gradient_masking_suspected:9/64" in out.replace("\n", "").replace(" ", "") or (
-        "gradient_masking_suspected" in out
-    )
+    compact = "".join(c for c in out if not c.isspace() and c not in "│┃")
+    assert "gradient_masking_suspected:9/64" in compact  # the flags column wraps, never hides
