@@ -50,6 +50,7 @@ _TITLES = {
 _PERCENT = {"ta", "ra", "aa_ra", "pgd20_ra", "worst_ra"}
 MAX_NAME_WIDTH = 32
 FLAGGED = "bold red"  # a row whose sanity checks or cross-check found something
+FLAG_MARK = "\u26a0"  # its mark in the flags column; the flags themselves go under the table
 _NUMERIC = _PERCENT | {"epochs_to_best", "steps", "restarts", "n_eval", "seed"}
 
 
@@ -61,37 +62,47 @@ def plain(value: object) -> Text:
 def board_table(board: pd.DataFrame, title: str) -> Table:
     shared = _shared(board)
     varying = [c for c in PROTOCOL_COLUMNS if c in board and c not in shared]
-    columns = [c for c in RESULT_COLUMNS if c in board] + varying
+    columns = [c for c in RESULT_COLUMNS if c in board and c not in shared] + varying
     columns = [c for c in columns if not _empty(board[c])]  # e.g. no flags, no overrides
     caption = "  ".join(f"{_TITLES.get(c, c)}={_cell(v, c)}" for c, v in shared.items())
     if "flags" in board and _empty(board["flags"]):
         caption += "  flags: none"
+    elif "flags" in board:  # a mark in the table, the flags in full under it
+        caption += "".join(
+            f"\n{FLAG_MARK} {row['run']}: {row['flags']}"
+            for _, row in board.iterrows()
+            if not pd.isna(row["flags"]) and row["flags"]
+        )
     table = Table(title=plain(title), caption=plain(caption) if caption else None)
     table.header_style = "bold"
     for column in columns:
-        # Numbers and the run's name are never cut; flags wrap rather than hide.
+        # Numbers and the run's name are never cut.
         widest = max((len(_cell(v, column)) for v in board[column]), default=0)
         uncut = column == "run" or column in _NUMERIC
         table.add_column(
             _TITLES.get(column, column),
             justify="right" if column in _NUMERIC else "left",
-            no_wrap=column in RESULT_COLUMNS and column != "flags",
-            overflow="fold" if column in ("run", "flags") else "ellipsis",
+            no_wrap=column in RESULT_COLUMNS and column not in FOLDABLE,
+            overflow="fold" if column == "run" else "ellipsis",
             min_width=min(widest, MAX_NAME_WIDTH) if uncut else None,
         )
     for _, row in board.sort_values(["pretext", "scenario", "run"], na_position="last").iterrows():
         flagged = "flags" in row and not pd.isna(row["flags"]) and bool(row["flags"])
-        table.add_row(
-            *(plain(_cell(row[c], c)) for c in columns), style=FLAGGED if flagged else None
-        )
+        mark = FLAG_MARK if flagged else ""
+        cells = [mark if c == "flags" else _cell(row[c], c) for c in columns]
+        table.add_row(*map(plain, cells), style=FLAGGED if flagged else None)
     return table
 
 
+FOLDABLE = ("pretext", "scenario", "checkpoint")  # identity columns a caption can hold
+
+
 def _shared(board: pd.DataFrame) -> dict[str, object]:
-    """Protocol columns with one value in every row (empty ones left out of the caption)."""
+    """Protocol columns (and pretext, scenario, checkpoint) with one value in every row:
+    said once in the caption (empty ones left out)."""
     return {
         c: board[c].iloc[0]
-        for c in PROTOCOL_COLUMNS
+        for c in (*FOLDABLE, *PROTOCOL_COLUMNS)
         if c in board and _uniform(board[c]) and _cell(board[c].iloc[0], c) not in ("", "-")
     }
 
