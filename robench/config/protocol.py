@@ -41,7 +41,7 @@ class CrossCheckConfig:
 
     images: int = 128
     queries: int = 300
-    margin: float = 0.02  # fraction of the subset Square may fool beyond PGD unflagged
+    margin: float = 0.10  # fraction of the subset Square may fool beyond PGD unflagged
 
     def __post_init__(self) -> None:
         if self.images < 0:
