@@ -55,6 +55,12 @@ class BoardSchema:
     display_metrics: tuple[str, ...] = ()
 
     @property
+    def intervals(self) -> tuple[str, ...]:
+        """The metrics that carry a 95% interval (`<metric>_lo`, `<metric>_hi` columns)."""
+        names = set(self.names)
+        return tuple(c for c in self.names if c + LO in names and c + HI in names)
+
+    @property
     def dtypes(self) -> dict[str, str]:
         return {c.name: c.dtype for c in self.columns}
 
@@ -86,7 +92,22 @@ PROVENANCE = (
     Column("train_suite", "string", "the suite file the run was trained from"),
     Column("train_suite_sha256", "string", "SHA-256 of that suite file"),
     Column("date", "string", "UTC time the row was written (ISO 8601)"),
+    Column(
+        "precision",
+        "string",
+        "arithmetic of the evaluation's forward passes: fp32 (the default) or bf16 (autocast)",
+    ),
+    Column("torch_version", "string", "torch build that produced the row"),
+    Column(
+        "schema_version",
+        "Int64",
+        "board format: 2 adds the 95% intervals (<metric>_lo/_hi), precision, torch_version "
+        "and the flag pointers; a board without this column is version 1",
+    ),
 )
+SCHEMA_VERSION = 2
+# The columns version 2 added: a version-1 board lacks them and still validates.
+V2_PROVENANCE = ("precision", "torch_version", "schema_version")
 ATTACK_COLUMNS = ("attack", "eps", "eps_value", "step_size", "steps", "restarts")
 
 RUN = (
@@ -117,11 +138,25 @@ MODEL_ID = Column(
     "what was evaluated, part of the key: run:<hash of the run directory and training-suite "
     "hash>, weights:<hash of the weights' tensors>, ensemble:<hash of its members' ids>",
 )
+FLAG_POINTERS = (
+    Column(
+        "flag_dir",
+        "string",
+        "the folder of the per-example flags the row was computed from (paired tests read them)",
+    ),
+    Column(
+        "flag_files",
+        "string",
+        "metric=file for the metrics that are one evaluation's flags, e.g. "
+        "ta=clean-<key>.npz;ra=pgd-<key>.npz (files in flag_dir)",
+    ),
+)
 TAIL = (
     *HONESTY,
     Column("eval_seconds", "float64", "wall time of the evaluation"),
     Column("run_dir", "string", "the run directory evaluated (an ensemble: all of them)"),
     MODEL_ID,
+    *FLAG_POINTERS,
 )
 ROW_KEY = (
     "run",
@@ -143,6 +178,39 @@ RUN_ROW_SHOWN = ("run", "pretext", "scenario", "model", "checkpoint")
 PROTOCOL_SHOWN = ("attack", "eps", "steps", "restarts", "n_eval", "seed", "dataset", "device")
 
 
+LO, HI = "_lo", "_hi"
+
+
+def interval_columns(metric: str) -> tuple[Column, Column]:
+    """The 95% interval of a percentage metric: `<metric>_lo` and `<metric>_hi`."""
+    return (
+        Column(metric + LO, "float64", f"lower end of the 95% Wilson interval of {metric}, %"),
+        Column(metric + HI, "float64", f"upper end of the 95% Wilson interval of {metric}, %"),
+    )
+
+
+def with_intervals(columns: tuple[Column, ...], percent: tuple[str, ...]) -> tuple[Column, ...]:
+    """`columns`, each percentage among them followed by its interval's two columns."""
+    out: list[Column] = []
+    for column in columns:
+        out.append(column)
+        if column.name in percent:
+            out.extend(interval_columns(column.name))
+    return tuple(out)
+
+
+def interval_percent(percent: tuple[str, ...]) -> tuple[str, ...]:
+    """A schema's `percent`: the percentages and their intervals' ends (all in [0, 100])."""
+    return (*percent, *(m + end for m in percent for end in (LO, HI)))
+
+
+def is_v2_column(name: str) -> bool:
+    """A column that version 2 of the boards added (see `SCHEMA_VERSION`)."""
+    return (
+        name.endswith((LO, HI)) or name in V2_PROVENANCE or name in {c.name for c in FLAG_POINTERS}
+    )
+
+
 def eval_board(
     name: str,
     metrics: tuple[Column, ...],
@@ -158,10 +226,10 @@ def eval_board(
     """The board of an eval suite: run identity, the suite's metrics, protocol, honesty."""
     return BoardSchema(
         name=name,
-        columns=(RUN[0], SUITE, *RUN[1:], *metrics, *provenance, *TAIL),
+        columns=(RUN[0], SUITE, *RUN[1:], *with_intervals(metrics, percent), *provenance, *TAIL),
         key=key,
         metrics=compared,
-        percent=percent,
+        percent=interval_percent(percent),
         shown=shown,
         display=display,
         display_metrics=display_metrics,

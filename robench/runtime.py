@@ -11,13 +11,22 @@ and "auto"/"cuda" mean this process's GPU, cuda:LOCAL_RANK.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from robench import distributed
 from robench.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """`precision` if it is one robench evaluates in, else a one-line error."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision {precision!r} must be one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,18 @@ class Runtime:
             channels_last=channels_last and on_cuda,
             compile=compile and on_cuda,
         )
+
+    @property
+    def precision(self) -> str:
+        """What forward passes run in: "bf16" under bf16 autocast, else "fp32"."""
+        return "bf16" if self.amp_dtype == torch.bfloat16 else "fp32"
+
+    def for_evaluation(self, precision: str) -> Runtime:
+        """This runtime for an evaluation in `precision`: fp32 (no autocast; the default,
+        because published robust accuracies are fp32 and bf16 logits flip near-tie
+        predictions) or bf16 (autocast, on any device). Training keeps its own setting."""
+        check_precision(precision)
+        return replace(self, amp_dtype=torch.bfloat16 if precision == "bf16" else None)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:

@@ -87,22 +87,29 @@ def evaluate_request(session: Session, request: EvalRequest) -> BoardSet:
     return evaluate(session, request.targets(), request.suite, boards, request.options())
 
 
-def reproduce(session: Session, suite: Suite, out: Path, only: list[str] | None) -> Reproduction:
-    """Train every run (pretraining first), evaluate PGD-20, then the paper's tables, the
-    transfer analysis of the (P3, F4) models, figures and the HTML report."""
+def reproduce(
+    session: Session,
+    suite: Suite,
+    out: Path,
+    only: list[str] | None,
+    *,
+    precision: str = "fp32",
+) -> Reproduction:
+    """Train every run (pretraining first), evaluate PGD-20 (in `precision`), then the
+    paper's tables, the transfer analysis of the (P3, F4) models, figures and the report."""
     check_output_dir(out, "--out")
     layout = Layout(out)
     runs = suite.select(only)
     trained = train_suite(session.train_env(suite), suite, runs, layout.runs)
     boards = BoardSet(layout.leaderboards, warn=session.warn)
     transfer_runs = _transfer_runs(runs)
-    options = EvalOptions(seed=suite.protocol.seed)
+    options = EvalOptions(seed=suite.protocol.seed, precision=precision)
     targets = (run_target(trained.run_dir(r.name), data_dir=session.data_dir) for r in runs)
     evaluate(session, targets, "pgd20", boards, options, keep_examples_of=transfer_runs)
     tables = complete_tables(suite.tables, {r.name for r in runs}, session.console)
     _evaluate_table_models(session, tables, trained, boards, options)
     result = current().on_main(
-        lambda: _tables_and_report(session, suite, layout, runs, trained, tables, boards)
+        lambda: _tables_and_report(session, suite, layout, runs, trained, tables, boards, options)
     )
     return result or Reproduction(boards, [], layout.report)
 
@@ -156,8 +163,10 @@ def _tables_and_report(
     trained: TrainedSuite,
     tables: dict[str, TableSpec],
     boards: BoardSet,
+    options: EvalOptions,
 ) -> Reproduction:
     """Table 3, Tables 5-8, Figure 3, the figures, the transfer analysis and the HTML report."""
+    from robench.leaderboard.claims import claims_for_report, claims_table, write_claims
     from robench.report import plot_ta_ra
     from robench.report.page import report_html
 
@@ -174,8 +183,16 @@ def _tables_and_report(
     if transfer_runs:
         paths = [trained.run_dir(r.name) for r in runs if r.name in transfer_runs]
         figures += transfer_analysis(
-            session, paths, layout.transfer, layout.figures, seed=suite.protocol.seed
+            session,
+            paths,
+            layout.transfer,
+            layout.figures,
+            seed=options.seed,
+            precision=options.precision,
         )
+    claims, claims_path = write_claims(layout.root)
+    console.print(claims_table(claims, f"The paper's claims on {suite.name} ({claims_path})"))
+    shown["claims"] = claims_for_report(claims)
     page = report_html(f"robench reproduce {suite.name}", shown, figures)
     write_text_atomic(layout.report, page)
     listing = "\n".join(f"  {p}" for p in figures)
@@ -192,6 +209,7 @@ def transfer_analysis(
     n: int | None = None,
     seed: int = 0,
     suite_name: str = "pgd20",
+    precision: str = "fp32",
 ) -> list[Path]:
     """Transfer ASR matrix and overlaps (CSV + rich tables) and their two figures (one process:
     under torchrun call it on rank 0 alone)."""
@@ -207,6 +225,7 @@ def transfer_analysis(
         data_dir=session.data_dir,
         seed=seed,
         console=session.console,
+        precision=precision,
     )
     csvs = write_transfer(result, out)
     session.console.print(asr_table(result))

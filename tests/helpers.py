@@ -4,6 +4,7 @@ suite_toml             TOML text of the tiny training suite most tests train (ov
 run_cli                `robench ARGS` in this process: (exit code, stdout, stderr)
 assert_one_line_error  how bad input must look at the command line: exit 2, one line
 leaderboard_row        one valid pgd20 leaderboard row
+stored_pgd_row         a pgd20 row whose RA comes from flags stored in a flag folder (paired tests)
 smooth_images          natural-ish test images in [0.05, 0.95] (corruption tests)
 quiet_session          a CPU Session that prints nothing (the stages' first argument)
 train_env              the TrainEnv a quiet CPU session hands the training stage
@@ -145,6 +146,35 @@ def leaderboard_row(run: str = "a", ra: float = 40.0, n: int = 100) -> dict[str,
         is_jpeg_copy=True,
         epochs_to_best=3,
         model_id=f"test:{run}",
+    )
+    return row
+
+
+def stored_pgd_row(
+    folder: Path, run: str, robust: Any, *, scenario: str = "P1F4", pretext: str = "none"
+) -> dict[str, Any]:
+    """A pgd20 row for `run` whose RA is that of the flags `robust` (bool, one per image),
+    stored as robench stores them (clean flags all true) in `folder`/`run`, with pointers."""
+    import numpy as np
+
+    from robench.runs import FlagStore
+
+    robust = np.asarray(robust, dtype=bool)
+    n = len(robust)
+    store = FlagStore(folder / run)
+    names = {}
+    for evaluation, measured in (("clean", np.ones(n, dtype=bool)), ("pgd", robust)):
+        protocol = {"attack": evaluation, "model": run, "data": "d", "seed": 0, "amp": "None"}
+        flag_file = store.file(evaluation, protocol, n)
+        flag_file.save(np.ones(n, dtype=bool), measured)
+        names[evaluation] = flag_file.path.name
+    row = leaderboard_row(run, ra=float(robust.mean() * 100), n=n)
+    row.update(
+        ta=100.0,
+        scenario=scenario,
+        pretext=pretext,
+        flag_dir=str(folder / run),
+        flag_files=f"ta={names['clean']};ra={names['pgd']}",
     )
     return row
 

@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from robench.cli.common import CheckpointEvery, DataDir, Device, app, console, session_for
+from robench.cli.common import (
+    CheckpointEvery,
+    DataDir,
+    Device,
+    Precision,
+    app,
+    console,
+    session_for,
+)
 from robench.config.protocol import CrossCheckConfig
 from robench.errors import RobenchError
 
@@ -90,6 +98,7 @@ def eval_(
     cross_check_queries: Annotated[
         int, typer.Option(help="Square queries per image of the masking cross-check.")
     ] = CrossCheckConfig.queries,
+    precision: Precision = "fp32",
     data_dir: DataDir = None,
     device: Device = "auto",
 ) -> None:
@@ -119,6 +128,7 @@ def eval_(
         allow_other_classes=allow_other_classes,
         cross_check_images=cross_check_images,
         cross_check_queries=cross_check_queries,
+        precision=precision,
         data_dir=data_dir,
     )
     evaluate_request(session_for(device, data_dir), request)
@@ -129,16 +139,20 @@ def reproduce(
     suite: Annotated[str, typer.Argument(help="Suite TOML file, or a shipped suite's name.")],
     out: Annotated[Path, typer.Option(help="Gets runs/ and leaderboards/.")],
     only: Annotated[list[str] | None, typer.Option(help="Only these runs.")] = None,
+    precision: Precision = "fp32",
     data_dir: DataDir = None,
     device: Device = "auto",
     checkpoint_every: CheckpointEvery = 100,
 ) -> None:
     """Train every run of a suite, evaluate each, and write the leaderboards."""
     from robench.config import load_suite
+    from robench.runtime import check_precision
     from robench.workflow import reproduce as run_reproduce
 
+    check_precision(precision)
     loaded = load_suite(suite)
-    done = run_reproduce(session_for(device, data_dir, checkpoint_every, loaded), loaded, out, only)
+    session = session_for(device, data_dir, checkpoint_every, loaded)
+    done = run_reproduce(session, loaded, out, only, precision=precision)
     console.print(f"leaderboards: {done.boards.folder}", soft_wrap=True, markup=False)
 
 
@@ -180,6 +194,7 @@ def transfer_matrix_(
         int | None, typer.Option(help="First n test images (default: runs' eval_n).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the attack's random start.")] = 0,
+    precision: Precision = "fp32",
     data_dir: DataDir = None,
     device: Device = "auto",
 ) -> None:
@@ -194,10 +209,20 @@ def transfer_matrix_(
         raise RobenchError(f"--n must be >= 1, got {n}")
     if seed < 0:
         raise RobenchError(f"--seed must be >= 0, got {seed}")
+    from robench.runtime import check_precision
+
+    check_precision(precision)
     session = session_for(device, data_dir)
     figures = current().on_main(  # not sharded: under torchrun, rank 0 does it all
         lambda: transfer_analysis(
-            session, list(run_dirs), out, out, n=n, seed=seed, suite_name=attack
+            session,
+            list(run_dirs),
+            out,
+            out,
+            n=n,
+            seed=seed,
+            suite_name=attack,
+            precision=precision,
         )
     )
     listing = "\n".join(f"  {p}" for p in figures or [])

@@ -37,6 +37,13 @@ DataDir = Annotated[
     typer.Option("--data-dir", help="Data root (else $ROBENCH_DATA, else the user cache)."),
 ]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Precision = Annotated[
+    str,
+    typer.Option(
+        help="Evaluation arithmetic: fp32 (default; published numbers are fp32) or bf16 "
+        "(autocast). Training keeps the suite's [runtime] setting."
+    ),
+]
 CheckpointEvery = Annotated[
     int, typer.Option(help="Steps between mid-epoch checkpoints (0: at epoch ends only).")
 ]

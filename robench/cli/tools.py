@@ -18,8 +18,13 @@ from robench.errors import RobenchError
 def plot(
     csv: Annotated[Path, typer.Argument(help="A pgd20 leaderboard CSV.")],
     out: Annotated[Path, typer.Option(help="The PNG to write.")],
+    n: Annotated[
+        int | None,
+        typer.Option(help="Plot the evaluations on n images (default: each run's largest n)."),
+    ] = None,
 ) -> None:
-    """The paper's Figure 1: TA against RA, marker area = epochs to the best model."""
+    """The paper's Figure 1: TA against RA, marker area = epochs to the best model, 95%
+    intervals as error bars; one point per run."""
     from robench.leaderboard import PGD20, read_board
     from robench.report import plot_ta_ra
 
@@ -27,19 +32,23 @@ def plot(
     board = read_board(csv, PGD20)
     if board.empty:
         raise RobenchError(f"{csv} has no rows to plot")
-    console.print(f"wrote {plot_ta_ra(board, out)}", soft_wrap=True, markup=False)
+    if n is not None and not (board["n_eval"] == n).any():
+        sizes = ", ".join(str(v) for v in sorted(set(board["n_eval"].dropna())))
+        raise RobenchError(f"--n {n}: no row of {csv} was evaluated on {n} images (it has {sizes})")
+    console.print(f"wrote {plot_ta_ra(board, out, n)}", soft_wrap=True, markup=False)
 
 
 @leaderboard_app.command("show")
 def leaderboard_show(csv: Annotated[Path, typer.Argument(help="A leaderboard CSV.")]) -> None:
     """Print a leaderboard as a table."""
     from robench.leaderboard import board_table, read_board
+    from robench.leaderboard.render import plain
     from robench.leaderboard.table3 import table3_rich
 
     board = read_board(csv)
-    console.print(
-        table3_rich(board, str(csv)) if csv.stem == "table3" else board_table(board, str(csv))
-    )
+    console.print(plain(str(csv)), soft_wrap=True)  # the path whole, never wrapped
+    title = csv.stem
+    console.print(table3_rich(board, title) if csv.stem == "table3" else board_table(board, title))
 
 
 @leaderboard_app.command("validate")
@@ -73,13 +82,25 @@ def leaderboard_diff(
         list[str] | None, typer.Option(help="Match rows on these columns (default: schema key).")
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="rich or md.")] = "rich",
+    significance: Annotated[
+        bool,
+        typer.Option(
+            "--significance",
+            help="A change beyond --tol counts only if significant too (paired McNemar on "
+            "stored flags, else Fisher's exact on the counts).",
+        ),
+    ] = False,
+    alpha: Annotated[float, typer.Option(help="Level of --significance's tests.")] = 0.05,
 ) -> None:
     """What moved: exit 0 within tolerance, 1 on a regression or lost row, 2 on bad input."""
     from robench.leaderboard.diff import diff_boards, diff_markdown, diff_tables, summary
 
     if fmt not in ("rich", "md"):
         raise RobenchError(f"--format must be rich or md, got {fmt!r}")
-    result = diff_boards(base, new, tol=tol, key=tuple(key) if key else None)
+    result = diff_boards(
+        base, new, tol=tol, key=tuple(key) if key else None,
+        significance=alpha if significance else None,
+    )  # fmt: skip
     if fmt == "md":
         sys.stdout.write(diff_markdown(result))
     else:

@@ -27,12 +27,13 @@ from rich.markup import escape
 
 import robench
 from robench.attacks import build_attack
-from robench.columns import BoardSchema
+from robench.columns import SCHEMA_VERSION, BoardSchema
 from robench.data import ArrayDataset, BatchIterator
 from robench.distributed import DistContext, current
 from robench.errors import DataError
 from robench.eval.sanity import SanityReport, check_model
 from robench.eval.suites import ALL, EvalOptions, Evaluation, Rows, expand_suites
+from robench.eval.suites.base import complete_rows
 from robench.eval.suites.corruptions import corruption_source
 from robench.eval.targets import EvalTarget
 from robench.flags import Flags, compute_flags
@@ -56,7 +57,7 @@ class Evaluator:
         dist: DistContext | None = None,
     ) -> None:
         self.target = target
-        self.runtime = runtime
+        self.runtime = runtime.for_evaluation(options.precision)
         self.console = console
         self.options = options
         self.model = runtime.prepare(target.model)
@@ -66,6 +67,7 @@ class Evaluator:
         self.batch_size = options.batch_size or target.batch_size
         self._sanity: SanityReport | None = None
         self._cache: dict[str, Flags] = {}
+        self._files: dict[str, str] = {}  # evaluation name -> its flag file (this suite's)
 
     def sanity(self) -> SanityReport:
         if self._sanity is None:
@@ -94,11 +96,13 @@ class Evaluator:
         try:
             for suite in suites:
                 self.options = replace(base, overrides=base.overrides.only(suite.accepts))
+                self._files = {}
                 start = time.perf_counter()
                 rows: Rows = suite.rows(self)
                 seconds = time.perf_counter() - start
                 for row in rows[suite.board.name]:
                     row["eval_seconds"] = seconds
+                complete_rows(suite, rows, self._files)
                 out += [(board, rows[board.name]) for board in suite.boards]
         finally:
             self.options = base
@@ -120,6 +124,7 @@ class Evaluator:
             protocol["corruptions_dir"] = str(self.options.corruptions_dir or "")
         flag_file = self.store.file(evaluation.name, protocol, self._size(evaluation))
         key = flag_file.path.name
+        self._files[evaluation.name] = key
         cached = self._cache.get(key)
         if cached is None and not keep_examples:
             cached = _complete(flag_file, attacked=evaluation.attack is not None)
@@ -160,9 +165,14 @@ class Evaluator:
             "robench_version": robench.__version__,
             "git_revision": git_revision(),
             "date": now_iso(),
+            "precision": self.runtime.precision,
+            "torch_version": torch.__version__,
+            "schema_version": SCHEMA_VERSION,
             "flags": self.sanity().text(),
             "overrides": overrides,
             "eval_seconds": 0.0,
+            "flag_dir": str(t.flag_dir.resolve()),
+            "flag_files": "",
         }
 
     def long_row(self) -> dict[str, Any]:
@@ -170,6 +180,7 @@ class Evaluator:
         row = self.row("", {}, "")
         keys = ("run", "checkpoint", "n_eval", "seed", "dataset", "is_jpeg_copy", "device")
         keys += ("robench_version", "git_revision", "date", "model_id")
+        keys += ("precision", "torch_version", "schema_version")
         return {k: row[k] for k in keys}
 
     # -- helpers --------------------------------------------------------------------------

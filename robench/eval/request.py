@@ -18,6 +18,7 @@ from robench.config.choices import CheckpointName, choices
 from robench.errors import ConfigError, RobenchError
 from robench.eval.suites import EvalOptions, Overrides, expand_suites
 from robench.eval.targets import EvalTarget, ensemble_target, external_target, run_target
+from robench.runtime import check_precision
 
 STATE_FOLDER = ".eval-state"  # <leaderboard-dir>/.eval-state: flags of ensembles and models
 
@@ -46,6 +47,7 @@ class EvalRequest:
     cross_check_images: int = CrossCheckConfig.images
     cross_check_queries: int = CrossCheckConfig.queries
     data_dir: str | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         expand_suites(self.suite)  # an unknown suite fails before anything loads
@@ -73,6 +75,7 @@ class EvalRequest:
             raise RobenchError("--ensemble needs at least two run directories")
         if self.corruptions_dir is not None and not self.corruptions_dir.is_dir():
             raise RobenchError(f"--corruptions-dir {self.corruptions_dir} is not a directory")
+        check_precision(self.precision)
         self.options()  # the overrides' own checks
 
     @property
@@ -88,6 +91,7 @@ class EvalRequest:
             allow_training_mode=self.allow_training_mode,
             batch_size=self.batch_size,
             cross_check=CrossCheckConfig(self.cross_check_images, self.cross_check_queries),
+            precision=self.precision,
         )
 
     def targets(self) -> Iterator[EvalTarget]:

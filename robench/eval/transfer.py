@@ -36,6 +36,7 @@ from robench.eval.targets import EvalTarget, run_target
 from robench.flags import Flags, compute_flags
 from robench.runs.lock import folder_lock
 from robench.runtime import Runtime
+from robench.stats.intervals import estimate, interval_from_percent
 
 CHECKPOINT = "best_ta"  # the paper's model selection, as in `robench eval`
 OVERLAP_COLUMNS = ("source", "target_a", "target_b", "only_a", "only_b", "both", "neither", "n")
@@ -107,6 +108,7 @@ def transfer_matrix(
     data_dir: str | Path | None = None,
     seed: int = 0,
     console: Console | None = None,
+    precision: str = "fp32",
 ) -> TransferResult:
     """Attack every run (or reuse its evaluation's examples), score every run on every other
     run's examples (the same n images)."""
@@ -117,7 +119,7 @@ def transfer_matrix(
     for target in targets:
         for note in target.notes:
             console.print(f"[yellow]warning:[/yellow] {escape(note)}")
-    options = EvalOptions(seed=seed)
+    options = EvalOptions(seed=seed, precision=precision)
     # One process: under torchrun the analysis runs on rank 0 alone.
     evaluators = [Evaluator(t, runtime, console, options, DistContext()) for t in targets]
     with contextlib.ExitStack() as locks:
@@ -144,7 +146,10 @@ def transfer_matrix(
                 channels_last=runtime.channels_last,
             )
             fooled = compute_flags(
-                evaluator.model, batches, runtime=runtime, batch_size=evaluator.batch_size
+                evaluator.model,
+                batches,
+                runtime=evaluator.runtime,
+                batch_size=evaluator.batch_size,
             )
             row.append(crafted[t].clean & fooled.clean)
         robust.append(row)
@@ -200,15 +205,50 @@ def write_transfer(result: TransferResult, out_dir: str | Path) -> list[Path]:
     """transfer_asr.csv (fractions; index column 'evaluated') and transfer_overlap.csv."""
     out = Path(out_dir)
     asr_path, overlap_path = out / "transfer_asr.csv", out / "transfer_overlap.csv"
+    long_path = out / "transfer_asr_long.csv"
     asr = result.asr.copy()
     asr.columns.name = None
     atomic_write(asr_path, lambda tmp: asr.to_csv(tmp, index_label="evaluated"))
     atomic_write(overlap_path, lambda tmp: result.overlap.to_csv(tmp, index=False))
-    return [asr_path, overlap_path]
+    long = asr_long(result)
+    atomic_write(long_path, lambda tmp: long.to_csv(tmp, index=False))
+    return [asr_path, overlap_path, long_path]
+
+
+ASR_LONG_COLUMNS = ("source", "evaluated", "asr", "asr_lo", "asr_hi", "n", "seed", "dataset")
+
+
+def asr_long(result: TransferResult) -> pd.DataFrame:
+    """The ASR matrix one cell per row, in %, with its 95% Wilson interval (the share of the
+    n images the source's examples fool on the evaluated model)."""
+    rows = []
+    for target in result.names:
+        for source in result.names:
+            asr = 100 * float(result.asr.loc[target, source])
+            lo, hi = interval_from_percent(asr, result.n)
+            rows.append(
+                {
+                    "source": source,
+                    "evaluated": target,
+                    "asr": asr,
+                    "asr_lo": lo,
+                    "asr_hi": hi,
+                    "n": result.n,
+                    "seed": result.seed,
+                    "dataset": result.dataset,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(ASR_LONG_COLUMNS))
 
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
+
+
+def _pct_interval(value: float, n: int) -> str:
+    """An ASR cell with its 95% interval, e.g. `62.5 ± 3.0` (in %)."""
+    lo, hi = interval_from_percent(100 * value, n)
+    return estimate(100 * value, lo, hi)
 
 
 def asr_table(result: TransferResult) -> Table:
@@ -216,7 +256,7 @@ def asr_table(result: TransferResult) -> Table:
     table = Table(
         title=(
             f"Transfer attack success rate ({result.suite}, n={result.n}, "
-            f"{escape(result.dataset)}); "
+            f"{escape(result.dataset)}), %, 95% Wilson intervals; "
             "diagonal = 1 - RA"
         )
     )
@@ -225,9 +265,9 @@ def asr_table(result: TransferResult) -> Table:
         table.add_column(escape(name), justify="right")
     for target in result.names:
         cells = [
-            f"[bold]{_pct(result.asr.loc[target, s])}[/bold]"
+            f"[bold]{_pct_interval(result.asr.loc[target, s], result.n)}[/bold]"
             if s == target
-            else _pct(result.asr.loc[target, s])
+            else _pct_interval(result.asr.loc[target, s], result.n)
             for s in result.names
         ]
         table.add_row(escape(target), *cells)

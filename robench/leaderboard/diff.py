@@ -10,7 +10,7 @@ appear are reported but are not failures: adding a run is not a regression.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,8 @@ from rich.table import Table
 from robench.leaderboard.render import plain
 from robench.leaderboard.schema import BoardSchema, schema_for
 from robench.leaderboard.store import LeaderboardError, read_board, read_raw
+from robench.leaderboard.stored_flags import row_flags
+from robench.stats import paired_comparison, two_proportion_test
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Change:
     metric: str
     old: float | None
     new: float | None
+    test: str = ""  # with --significance: the test of this change ("" for none)
+    p: float = math.nan
 
     @property
     def delta(self) -> float:
@@ -44,10 +48,20 @@ class BoardDiff:
     appeared: tuple[tuple[str, ...], ...]
     disappeared: tuple[tuple[str, ...], ...]
     unchanged_rows: int
+    alpha: float | None = None  # --significance: a change must also be significant at alpha
+
+    def counts(self, change: Change) -> bool:
+        """Whether a change is a regression: beyond the tolerance and, with --significance,
+        significant (a change no test applies to, such as epochs, needs the tolerance only)."""
+        if abs(change.delta) <= self.tol:
+            return False
+        if self.alpha is None or not change.test or math.isinf(change.delta):
+            return True
+        return change.p < self.alpha
 
     @property
     def beyond_tolerance(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if abs(c.delta) > self.tol)
+        return tuple(c for c in self.changes if self.counts(c))
 
     @property
     def ok(self) -> bool:
@@ -55,10 +69,18 @@ class BoardDiff:
 
 
 def diff_boards(
-    base: Path, new: Path, tol: float = 0.5, key: tuple[str, ...] | None = None
+    base: Path,
+    new: Path,
+    tol: float = 0.5,
+    key: tuple[str, ...] | None = None,
+    significance: float | None = None,
 ) -> BoardDiff:
+    """Compare two versions of a board; `significance` (alpha) also tests every changed
+    percentage: paired on stored flags when both rows point at them, else from the counts."""
     if not (math.isfinite(tol) and tol >= 0):
         raise LeaderboardError(f"--tol must be a finite number >= 0, got {tol}")
+    if significance is not None and not 0 < significance < 1:
+        raise LeaderboardError(f"--alpha must be in (0, 1), got {significance}")
     schema = schema_for(base, read_raw(base))
     if schema is None:
         raise LeaderboardError(f"{base} is not a robench leaderboard (no known schema fits)")
@@ -85,6 +107,11 @@ def diff_boards(
             for m in schema.metrics
             if not _same(old_rows[k][m], new_rows[k][m])
         ]
+        if significance is not None:
+            row_changes = [
+                _tested(c, old_rows[k], new_rows[k]) if c.metric in schema.percent else c
+                for c in row_changes
+            ]
         changes += row_changes
         unchanged += not row_changes
     return BoardDiff(
@@ -95,7 +122,24 @@ def diff_boards(
         appeared=tuple(sorted(set(new_rows) - set(old_rows))),
         disappeared=tuple(sorted(set(old_rows) - set(new_rows))),
         unchanged_rows=unchanged,
+        alpha=significance,
     )
+
+
+def _tested(change: Change, old: pd.Series, new: pd.Series) -> Change:
+    """The change with its test: exact McNemar on both rows' stored flags when they cover the
+    same images, Fisher's exact test on the counts otherwise."""
+    if change.old is None or change.new is None:
+        return change
+    old_flags, new_flags = row_flags(old, change.metric), row_flags(new, change.metric)
+    if old_flags is not None and new_flags is not None and len(old_flags) == len(new_flags):
+        paired = paired_comparison(new_flags, old_flags)
+        return replace(change, test=paired.test, p=paired.p_value)
+    n_old, n_new = _num(old.get("n_eval")), _num(new.get("n_eval"))
+    if not n_old or not n_new:
+        return change
+    test = two_proportion_test(change.new, int(n_new), change.old, int(n_old))
+    return replace(change, test=test.test, p=test.p_value)
 
 
 def _default_key(schema: BoardSchema, *boards: pd.DataFrame) -> tuple[str, ...]:
@@ -125,13 +169,21 @@ def diff_tables(diff: BoardDiff) -> list[Table]:
     names = [diff.key[i] for i in shown]
     tables = []
     if diff.changes:
-        table = Table(title=f"changed (tolerance {diff.tol:g})", header_style="bold")
-        for name in (*names, "metric", "old", "new", "delta"):
-            table.add_column(name, justify="right" if name in ("old", "new", "delta") else "left")
+        tested = diff.alpha is not None
+        title = f"changed (tolerance {diff.tol:g}" + (f", alpha {diff.alpha:g})" if tested else ")")
+        table = Table(title=title, header_style="bold")
+        extra = ("p", "test") if tested else ()
+        for name in (*names, "metric", "old", "new", "delta", *extra):
+            table.add_column(
+                name, justify="right" if name in ("old", "new", "delta", "p") else "left"
+            )
         for c in diff.changes:
-            style = "red" if abs(c.delta) > diff.tol else None
+            style = "red" if diff.counts(c) else None
             key = [plain(c.key[i]) for i in shown]
-            table.add_row(*key, c.metric, _fmt(c.old), _fmt(c.new), _fmt_delta(c), style=style)
+            cells = (_fmt_p(c), c.test or "none") if tested else ()
+            table.add_row(
+                *key, c.metric, _fmt(c.old), _fmt(c.new), _fmt_delta(c), *cells, style=style
+            )
         tables.append(table)
     for title, keys, style in (
         ("appeared", diff.appeared, "green"),
@@ -151,13 +203,18 @@ def diff_markdown(diff: BoardDiff) -> str:
     """The same as markdown, for a CI log or a pull-request comment."""
     lines = [f"### leaderboard diff ({diff.schema.name}): {summary(diff)}", ""]
     if diff.changes:
+        tested = diff.alpha is not None
+        extra = ("test", "p") if tested else ()
         lines += [
-            "| " + " | ".join((*diff.key, "metric", "old", "new", "delta", "")) + " |",
-            "|" + "---|" * (len(diff.key) + 5),
+            "| " + " | ".join((*diff.key, "metric", "old", "new", "delta", *extra, "")) + " |",
+            "|" + "---|" * (len(diff.key) + 5 + len(extra)),
         ]
         for c in diff.changes:
-            flag = "**beyond tolerance**" if abs(c.delta) > diff.tol else ""
-            cells = (*c.key, c.metric, _fmt(c.old), _fmt(c.new), _fmt_delta(c), flag)
+            flag = "**beyond tolerance**" if diff.counts(c) else ""
+            if tested and abs(c.delta) > diff.tol:
+                flag = "**significant**" if diff.counts(c) else "beyond tolerance, not significant"
+            tests = (c.test or "none", _fmt_p(c)) if tested else ()
+            cells = (*c.key, c.metric, _fmt(c.old), _fmt(c.new), _fmt_delta(c), *tests, flag)
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     for title, keys in (("appeared", diff.appeared), ("disappeared", diff.disappeared)):
@@ -168,8 +225,11 @@ def diff_markdown(diff: BoardDiff) -> str:
 
 def summary(diff: BoardDiff) -> str:
     verdict = "OK" if diff.ok else "FAIL"
+    beyond = f"beyond ±{diff.tol:g}"
+    if diff.alpha is not None:
+        beyond += f" and significant at alpha {diff.alpha:g}"
     return (
-        f"{verdict}: {len(diff.beyond_tolerance)} metric(s) beyond ±{diff.tol:g}, "
+        f"{verdict}: {len(diff.beyond_tolerance)} metric(s) {beyond}, "
         f"{len(diff.changes) - len(diff.beyond_tolerance)} within, {len(diff.appeared)} "
         f"row(s) appeared, {len(diff.disappeared)} disappeared, {diff.unchanged_rows} unchanged"
     )
@@ -190,6 +250,12 @@ def _same(a: object, b: object) -> bool:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _fmt_p(change: Change) -> str:
+    if math.isnan(change.p):
+        return "-"
+    return "< 1e-6" if change.p < 1e-6 else f"{change.p:.3g}"
 
 
 def _fmt_delta(change: Change) -> str:

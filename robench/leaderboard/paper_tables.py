@@ -16,8 +16,9 @@ import pandas as pd
 from rich.table import Table
 
 from robench.config.tables import TableSpec
-from robench.leaderboard.render import integer, number, plain
+from robench.leaderboard.render import integer, number, plain, row_estimate
 from robench.leaderboard.schema import FIGURE3, SCHEMAS, UNFORESEEN_COLUMNS, BoardSchema
+from robench.stats.intervals import fill_frame_intervals
 
 TITLES = {
     "table5": "Table 5: single-task vs ensemble adversarial pretraining, (P3, F4)",
@@ -109,37 +110,58 @@ def build_figure3(spec: TableSpec, pgd20: pd.DataFrame, unforeseen: pd.DataFrame
 
 
 def _in_schema(table: pd.DataFrame, schema: BoardSchema) -> pd.DataFrame:
+    table = fill_frame_intervals(table, schema.intervals, _n_column) if len(table) else table
     for name in schema.names:
         if name not in table.columns:
             table[name] = None
     return table[list(schema.names)].reset_index(drop=True)
 
 
+def _n_column(metric: str) -> str:
+    """Where a derived row's metric got its n: the unforeseen board's images, or PGD-20's."""
+    return (
+        "unforeseen_n"
+        if metric in (*UNFORESEEN_COLUMNS, "unforeseen_mean", "unforeseen_worst")
+        else "n_eval"
+    )
+
+
 def paper_table_rich(table: pd.DataFrame, name: str, title: str) -> Table:
     """Rows as in the paper, our TA/RA/epochs beside the paper's and the differences."""
     out = Table(title=plain(f"{TITLES[name]}\n{title}"), header_style="bold")
-    for header in ("row", "run", "TA", "RA", "epochs", "TA paper", "RA paper", "ep. paper"):
-        out.add_column(header, justify="left" if header in ("row", "run") else "right")
-    out.add_column("ΔTA", justify="right")
-    out.add_column("ΔRA", justify="right")
+    for header, justify in (("row", "left"), ("run", "left"), *OURS_VS_PAPER):
+        out.add_column(header, justify=justify, no_wrap=header not in ("row", "run"))
     for _, row in table.iterrows():
         out.add_row(plain(row["row"]), plain(row["run"]), *ours_vs_paper_cells(row))
     out.caption = plain(protocol_caption(table))
     return out
 
 
+# Ours with the 95% interval, the paper's beside each (the differences stay in the CSV).
+OURS_VS_PAPER = (
+    ("TA %", "right"),
+    ("paper", "right"),
+    ("RA %", "right"),
+    ("paper", "right"),
+    ("epochs", "right"),
+    ("paper", "right"),
+)
+
+
 def ours_vs_paper_cells(row: pd.Series) -> list[str]:
-    """TA, RA, epochs, the paper's three, and the TA and RA differences: one table row's cells."""
+    """TA, RA and epochs, each beside the paper's: one table row's cells."""
     return [
-        number(row["ta"]),
-        number(row["ra"]),
+        row_estimate(row, "ta"),
+        _paper(row["ta_paper"]),
+        row_estimate(row, "ra"),
+        _paper(row["ra_paper"]),
         integer(row["epochs_to_best"]),
-        number(row["ta_paper"]),
-        number(row["ra_paper"]),
         integer(row["epochs_paper"]),
-        number(row["ta_diff"], signed=True),
-        number(row["ra_diff"], signed=True),
     ]
+
+
+def _paper(value: object) -> str:
+    return "-" if value is None or pd.isna(value) else f"{float(value):.1f}"
 
 
 def figure3_rich(table: pd.DataFrame, title: str) -> Table:
@@ -153,7 +175,7 @@ def figure3_rich(table: pd.DataFrame, title: str) -> Table:
     if len(order) == 2:
         out.add_column("ours - baseline", justify="right")
     for metric in ("ta", "ra", *UNFORESEEN_COLUMNS, "unforeseen_mean", "unforeseen_worst"):
-        cells = [number(rows[name][metric]) for name in order]
+        cells = [row_estimate(rows[name], metric) for name in order]
         if len(order) == 2:
             diff = rows["ours"][metric] - rows["baseline"][metric]
             cells.append(number(diff, signed=True))

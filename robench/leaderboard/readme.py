@@ -25,7 +25,17 @@ def schema_block(schema: BoardSchema) -> str:
     compared = ", ".join(f"`{c}`" for c in schema.metrics)
     lines = [f"Key: {key}. Compared by `diff`: {compared}.", "", "| column | type | meaning |"]
     lines.append("|---|---|---|")
-    lines += [f"| `{c.name}` | {c.dtype} | {c.doc} |" for c in schema.columns]
+    intervals = set(schema.intervals)
+    for c in schema.columns:
+        if c.name.endswith(("_lo", "_hi")) and c.name[:-3] in intervals:
+            continue  # said once, below the metrics
+        lines.append(f"| `{c.name}` | {c.dtype} | {c.doc} |")
+    if intervals:
+        names = ", ".join(f"`{m}`" for m in schema.intervals)
+        lines.append(
+            f"| `<metric>_lo`, `<metric>_hi` | float64 | the 95% Wilson interval of each of "
+            f"{names}, %; beside its metric in the file |"
+        )
     return "\n".join(lines) + "\n"
 
 

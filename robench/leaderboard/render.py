@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from robench.columns import BoardSchema
+from robench.stats.intervals import estimate
 
 RESULT_COLUMNS = (
     "run",
@@ -36,6 +37,7 @@ PROTOCOL_COLUMNS = (
     "dataset",
     "corruption_source",
     "device",
+    "precision",
     "overrides",
 )
 _TITLES = {
@@ -46,12 +48,18 @@ _TITLES = {
     "worst_ra": "worst %",
     "epochs_to_best": "epochs",
     "n_eval": "n",
+    "precision": "precision",
 }
 _PERCENT = {"ta", "ra", "aa_ra", "pgd20_ra", "worst_ra"}
 MAX_NAME_WIDTH = 32
 FLAGGED = "bold red"  # a row whose sanity checks or cross-check found something
 FLAG_MARK = "\u26a0"  # its mark in the flags column; the flags themselves go under the table
 _NUMERIC = _PERCENT | {"epochs_to_best", "steps", "restarts", "n_eval", "seed"}
+
+
+def row_estimate(row: pd.Series | dict, metric: str) -> str:
+    """`estimate` of a row's metric, with its `_lo`/`_hi` columns when the row has them."""
+    return estimate(row.get(metric), row.get(metric + "_lo"), row.get(metric + "_hi"))
 
 
 def plain(value: object) -> Text:
@@ -61,6 +69,8 @@ def plain(value: object) -> Text:
 
 def board_table(board: pd.DataFrame, title: str) -> Table:
     shared = _shared(board)
+    if _same_as(board, "worst_ra", "ra"):  # the cross-check found nothing more: said once
+        shared["worst_ra"] = "RA"
     varying = [c for c in PROTOCOL_COLUMNS if c in board and c not in shared]
     columns = [c for c in RESULT_COLUMNS if c in board and c not in shared] + varying
     columns = [c for c in columns if not _empty(board[c])]  # e.g. no flags, no overrides
@@ -77,7 +87,7 @@ def board_table(board: pd.DataFrame, title: str) -> Table:
     table.header_style = "bold"
     for column in columns:
         # Numbers and the run's name are never cut.
-        widest = max((len(_cell(v, column)) for v in board[column]), default=0)
+        widest = max((len(_row_cell(r, column)) for _, r in board.iterrows()), default=0)
         uncut = column == "run" or column in _NUMERIC
         table.add_column(
             _TITLES.get(column, column),
@@ -89,7 +99,7 @@ def board_table(board: pd.DataFrame, title: str) -> Table:
     for _, row in board.sort_values(["pretext", "scenario", "run"], na_position="last").iterrows():
         flagged = "flags" in row and not pd.isna(row["flags"]) and bool(row["flags"])
         mark = FLAG_MARK if flagged else ""
-        cells = [mark if c == "flags" else _cell(row[c], c) for c in columns]
+        cells = [mark if c == "flags" else _row_cell(row, c) for c in columns]
         table.add_row(*map(plain, cells), style=FLAGGED if flagged else None)
     return table
 
@@ -105,6 +115,14 @@ def _shared(board: pd.DataFrame) -> dict[str, object]:
         for c in (*FOLDABLE, *PROTOCOL_COLUMNS)
         if c in board and _uniform(board[c]) and _cell(board[c].iloc[0], c) not in ("", "-")
     }
+
+
+def _same_as(board: pd.DataFrame, column: str, other: str) -> bool:
+    """Whether `column` equals `other` in every row (both present, none empty)."""
+    if column not in board or other not in board or not len(board):
+        return False
+    a, b = board[column].astype("Float64"), board[other].astype("Float64")
+    return bool(((a - b).abs() < 1e-9).fillna(False).all())
 
 
 def _empty(series: pd.Series) -> bool:
@@ -126,10 +144,16 @@ def integer(value: object) -> str:
     return "-" if value is None or pd.isna(value) else str(int(value))
 
 
+def _row_cell(row: pd.Series, column: str) -> str:
+    if column in _PERCENT:
+        return row_estimate(row, column)
+    return _cell(row[column], column)
+
+
 def _cell(value: object, column: str) -> str:
     if value is pd.NA or value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
-    if column in _PERCENT:
+    if column in _PERCENT and not isinstance(value, str):
         return f"{float(value):.2f}"
     return str(value)
 
@@ -149,7 +173,7 @@ def metrics_table(board: pd.DataFrame, metrics: tuple[str, ...], title: str) -> 
     for _, row in rows.iterrows():
         table.add_column(plain(f"{row['run']}\n{row.get('checkpoint', '')}"), justify="right")
     for metric in metrics:
-        cells = ["-" if pd.isna(v) else f"{float(v):.2f}" for v in rows[metric].tolist()]
+        cells = [row_estimate(row, metric) for _, row in rows.iterrows()]
         table.add_row(metric, *cells)
     if "flags" in rows:
         table.add_row("flags", *[plain("-" if pd.isna(v) or not v else v) for v in rows["flags"]])
@@ -158,11 +182,11 @@ def metrics_table(board: pd.DataFrame, metrics: tuple[str, ...], title: str) -> 
 
 def row_line(board: str, row: dict) -> Text:
     """One evaluated row as a line: the headline metrics, n, seconds and any flags."""
-    parts = [f"TA {row['ta']:.2f}"]
+    parts = [f"TA {row_estimate(row, 'ta')}"]
     labels = (("ra", "RA"), ("aa_ra", "AA"), ("pgd20_ra", "PGD-20"), ("worst_ra", "worst"))
     for key, label in (*labels, ("mean", "mean")):
         if key in row and row[key] is not None and not pd.isna(row[key]):
-            parts.append(f"{label} {row[key]:.2f}")
+            parts.append(f"{label} {row_estimate(row, key)}")
     flags = f"  FLAGGED: {row['flags']}" if row.get("flags") else ""
     return Text(
         f"{row['run']}: {'  '.join(parts)}  ({board}, n={row['n_eval']}, "

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from robench.columns import PROVENANCE, RUN, BoardSchema, Column
+from robench.columns import (
+    PROVENANCE,
+    RUN,
+    BoardSchema,
+    Column,
+    interval_percent,
+    with_intervals,
+)
 from robench.eval.suites import EVAL_SUITES, get_eval_suite
 from robench.eval.suites.unforeseen import COLUMNS as UNFORESEEN_COLUMNS
 
@@ -32,8 +39,13 @@ TABLE3 = BoardSchema(
         Column("pretext", "string", "pretext task (P1 rows repeat under each pretext)"),
         Column("scenario", "string", "P1-P3 x F1-F4"),
         Column("run", "string", "the run behind the cell"),
-        Column("ta", "float64", "clean test accuracy, %"),
-        Column("ra", "float64", "PGD-20 robust accuracy, %"),
+        *with_intervals(
+            (
+                Column("ta", "float64", "clean test accuracy, %"),
+                Column("ra", "float64", "PGD-20 robust accuracy, %"),
+            ),
+            ("ta", "ra"),
+        ),
         Column("epochs_to_best", "Int64", "epoch of the selected (best validation TA) checkpoint"),
         Column("ta_paper", "float64", "the paper's TA for the cell (ResNet-50v2, CIFAR-10)"),
         Column("ra_paper", "float64", "the paper's RA for the cell"),
@@ -46,7 +58,7 @@ TABLE3 = BoardSchema(
     ),
     key=("pretext", "scenario", "run"),
     metrics=("ta", "ra", "epochs_to_best"),
-    percent=("ta", "ra"),
+    percent=interval_percent(("ta", "ra")),
     shown=(
         "pretext",
         "scenario",
@@ -79,8 +91,13 @@ def _paper_table(name: str, row_doc: str, *extra: Column) -> BoardSchema:
                 "Int64",
                 "images the run's pretraining saw (empty: no pretraining or an ensemble)",
             ),
-            Column("ta", "float64", "clean test accuracy, %"),
-            Column("ra", "float64", "PGD-20 robust accuracy, %"),
+            *with_intervals(
+                (
+                    Column("ta", "float64", "clean test accuracy, %"),
+                    Column("ra", "float64", "PGD-20 robust accuracy, %"),
+                ),
+                ("ta", "ra"),
+            ),
             Column(
                 "epochs_to_best", "Int64", "epoch of the selected (best validation TA) checkpoint"
             ),
@@ -95,7 +112,7 @@ def _paper_table(name: str, row_doc: str, *extra: Column) -> BoardSchema:
         ),
         key=("row", "run"),
         metrics=("ta", "ra", "epochs_to_best"),
-        percent=("ta", "ra"),
+        percent=interval_percent(("ta", "ra")),
     )
 
 
@@ -119,6 +136,7 @@ TABLE8 = _paper_table(
     "Table 8 row: randsmooth_<pretext>_<F2|F4> (random-smoothing pretraining)",
 )
 
+FIGURE3_PERCENT = ("ta", "ra", *UNFORESEEN_COLUMNS, "unforeseen_mean", "unforeseen_worst")
 FIGURE3 = BoardSchema(
     name="figure3",
     columns=(
@@ -126,14 +144,23 @@ FIGURE3 = BoardSchema(
         Column("run", "string", "the run behind the row"),
         RUN[1],
         RUN[2],
-        Column("ta", "float64", "clean test accuracy, % (PGD-20 evaluation)"),
-        Column("ra", "float64", "PGD-20 robust accuracy, %"),
-        *(
-            Column(c, "float64", f"accuracy under the unforeseen attack {c}, %")
-            for c in UNFORESEEN_COLUMNS
+        *with_intervals(
+            (
+                Column("ta", "float64", "clean test accuracy, % (PGD-20 evaluation)"),
+                Column("ra", "float64", "PGD-20 robust accuracy, %"),
+                *(
+                    Column(c, "float64", f"accuracy under the unforeseen attack {c}, %")
+                    for c in UNFORESEEN_COLUMNS
+                ),
+                Column(
+                    "unforeseen_mean", "float64", "mean of the 12 unforeseen-attack accuracies, %"
+                ),
+                Column(
+                    "unforeseen_worst", "float64", "per-example worst case over the 12 attacks, %"
+                ),
+            ),
+            FIGURE3_PERCENT,
         ),
-        Column("unforeseen_mean", "float64", "mean of the 12 unforeseen-attack accuracies, %"),
-        Column("unforeseen_worst", "float64", "per-example worst case over the 12 attacks, %"),
         Column("unforeseen_n", "Int64", "test images of the unforeseen attacks"),
         Column("unforeseen_overrides", "string", "unforeseen settings overridden, e.g. steps=20"),
         RUN[3],
@@ -141,7 +168,7 @@ FIGURE3 = BoardSchema(
     ),
     key=("row", "run"),
     metrics=("ta", "ra", "unforeseen_mean"),
-    percent=("ta", "ra", *UNFORESEEN_COLUMNS, "unforeseen_mean", "unforeseen_worst"),
+    percent=interval_percent(FIGURE3_PERCENT),
 )
 
 PAPER_TABLES = (TABLE5, TABLE6, TABLE7, TABLE8)

@@ -21,7 +21,7 @@ import pandas as pd
 from filelock import FileLock
 
 from robench.atomic import atomic_write
-from robench.columns import FORMULA_STARTS
+from robench.columns import FORMULA_STARTS, is_v2_column
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError, RobenchError
 from robench.leaderboard.schema import PGD20, BoardSchema, schema_for
@@ -59,7 +59,13 @@ def validate_board(path: Path) -> tuple[BoardSchema | None, list[str]]:
     schema = schema_for(path, frame)
     if schema is None:
         return None, [f"{path}: no leaderboard schema has these columns"]
-    problems = [f"missing column {c}" for c in schema.names if c not in frame.columns]
+    # A version-1 board (no schema_version column) lacks the columns version 2 added.
+    version_1 = "schema_version" not in frame.columns
+    problems = [
+        f"missing column {c}"
+        for c in schema.names
+        if c not in frame.columns and not (version_1 and is_v2_column(c))
+    ]
     problems += [f"unknown column {c}" for c in frame.columns if c not in schema.dtypes]
     if problems:
         return schema, problems

@@ -14,9 +14,10 @@ import pandas as pd
 from rich.table import Table
 
 from robench.config.specs import PAPER_PRETEXTS
-from robench.leaderboard.paper_tables import ours_vs_paper_cells, protocol_caption
+from robench.leaderboard.paper_tables import OURS_VS_PAPER, ours_vs_paper_cells, protocol_caption
 from robench.leaderboard.render import plain
 from robench.leaderboard.schema import TABLE3
+from robench.stats.intervals import fill_frame_intervals
 
 
 def paper_table3() -> pd.DataFrame:
@@ -41,6 +42,7 @@ def build_table3(board: pd.DataFrame) -> pd.DataFrame:
     table = table.sort_values(
         ["pretext", "scenario"], key=lambda s: s.map(order) if s.name == "pretext" else s
     )
+    table = fill_frame_intervals(table, TABLE3.intervals, lambda _m: "n_eval")
     return table[[c for c in TABLE3.names if c in table.columns]].reset_index(drop=True)
 
 
@@ -49,14 +51,7 @@ def table3_rich(table: pd.DataFrame, title: str) -> Table:
     for name, justify in (
         ("pretext", "left"),
         ("scenario", "left"),
-        ("TA", "right"),
-        ("RA", "right"),
-        ("epochs", "right"),
-        ("TA paper", "right"),
-        ("RA paper", "right"),
-        ("ep. paper", "right"),
-        ("ΔTA", "right"),
-        ("ΔRA", "right"),
+        *OURS_VS_PAPER,
     ):
         out.add_column(name, justify=justify, no_wrap=True)
     previous = None

@@ -148,6 +148,17 @@ def _summary(board: pd.DataFrame) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _error_bar(board: pd.DataFrame, metric: str) -> np.ndarray:
+    """Distances from the value down to its interval's lower end and up to its upper end
+    (0 where a row has no interval)."""
+    value = board[metric].to_numpy(dtype=float)
+    if metric + "_lo" not in board or metric + "_hi" not in board:
+        return np.zeros((2, len(board)))
+    lo = board[metric + "_lo"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    hi = board[metric + "_hi"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return np.nan_to_num(np.vstack([value - lo, hi - value]).clip(min=0))
+
+
 def _size_legend_values(epochs: Iterable[float]) -> list[int]:
     unique = sorted({int(e) for e in epochs})
     if len(unique) <= 3:
@@ -206,6 +217,8 @@ def _place_labels(
                 va=va,
                 fontsize=9,
                 zorder=4,
+                # readable over an error bar
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
             )
             box = label.get_window_extent(renderer)
             cost = sum(_overlap_area(box, other) for other in placed)
@@ -227,14 +240,35 @@ def _place_labels(
         placed.append(best[2])
 
 
-def plot_ta_ra(board: pd.DataFrame, path: Path) -> Path:
+def one_point_per_run(board: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
+    """One row per run (and model): its evaluation on the most images, or on exactly `n`.
+
+    A board can hold a run evaluated at n = 20 and at n = 1000; drawn side by side as two
+    dots with one label they would read as two results of equal weight.
+    """
+    rows = board
+    if n is not None:
+        rows = rows[rows["n_eval"] == n]
+        if rows.empty:
+            raise ValueError(f"no row of the board was evaluated on n={n} images")
+    identity = [c for c in ("run", "model_id") if c in rows]
+    order = [c for c in ("n_eval", "date") if c in rows]
+    if order:
+        rows = rows.sort_values(order, na_position="first")
+    return rows.groupby(identity, dropna=False, sort=False).tail(1).reset_index(drop=True)
+
+
+def plot_ta_ra(board: pd.DataFrame, path: Path, n: int | None = None) -> Path:
     """Figure 1: clean accuracy (TA) against robust accuracy (RA), one marker per run.
 
     Marker area is proportional to epochs_to_best, the paper's measure of how quickly a
-    pretrained model converges; the upper-right corner (high TA and high RA) is shaded.
+    pretrained model converges; the upper-right corner (high TA and high RA) is shaded. Each
+    marker has the 95% intervals of TA and RA as error bars. A run is drawn once, from its
+    evaluation on the most images (or on `n`), and the title says n.
     """
     if board.empty:
         raise ValueError("the leaderboard has no rows to plot")
+    board = one_point_per_run(board, n)
     ta = board["ta"].to_numpy(dtype=float)
     ra = board["ra"].to_numpy(dtype=float)
     names = [str(r) for r in board["run"]]
@@ -246,9 +280,12 @@ def plot_ta_ra(board: pd.DataFrame, path: Path) -> Path:
     scale = 500.0 / epochs.max()
     fig = _new_figure(7.4, 5.2)
     ax = fig.add_subplot()
-    pad_x, pad_y = max(np.ptp(ta) * 0.18, 2.0), max(np.ptp(ra) * 0.18, 2.0)
-    x0, x1 = ta.min() - pad_x, ta.max() + pad_x * 1.6  # room for labels on the right
-    y0, y1 = ra.min() - pad_y, ra.max() + pad_y
+    x_bar, y_bar = _error_bar(board, "ta"), _error_bar(board, "ra")  # zeros without intervals
+    x_lo, x_hi = (ta - x_bar[0]).min(), (ta + x_bar[1]).max()
+    y_lo, y_hi = (ra - y_bar[0]).min(), (ra + y_bar[1]).max()
+    pad_x, pad_y = max((x_hi - x_lo) * 0.12, 2.0), max((y_hi - y_lo) * 0.12, 2.0)
+    x0, x1 = x_lo - pad_x, x_hi + pad_x * 1.6  # room for labels on the right
+    y0, y1 = y_lo - pad_y, y_hi + pad_y
     gradient = np.add.outer(np.linspace(0, 1, 64), np.linspace(0, 1, 64)) / 2
     ax.imshow(
         np.clip(gradient - 0.5, 0, None) * 2,
@@ -270,6 +307,18 @@ def plot_ta_ra(board: pd.DataFrame, path: Path) -> Path:
         fontsize=9,
     )
     sizes = epochs * scale
+    if {"ta_lo", "ta_hi", "ra_lo", "ra_hi"} <= set(board.columns):
+        ax.errorbar(
+            ta,
+            ra,
+            xerr=x_bar,
+            yerr=y_bar,
+            fmt="none",
+            ecolor="0.35",
+            elinewidth=1,
+            capsize=3,
+            zorder=2,
+        )
     ax.scatter(ta, ra, s=sizes, c="C0", alpha=0.7, edgecolors="black", zorder=3)
     for value in _size_legend_values(epochs):
         ax.scatter([], [], s=value * scale, c="C0", alpha=0.7, edgecolors="black", label=str(value))
@@ -286,7 +335,8 @@ def plot_ta_ra(board: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("clean test accuracy TA (%)")
     ax.set_ylabel("robust accuracy RA (%)")
     ax.grid(alpha=0.3, zorder=1)
-    ax.set_title(textwrap.fill(f"TA vs RA ({_summary(board)})", 70), fontsize=11)
+    bars = "; bars: 95% Wilson intervals" if "ra_lo" in board.columns else ""
+    ax.set_title(textwrap.fill(f"TA vs RA ({_summary(board)}{bars})", 70), fontsize=11)
     fig.canvas.draw()  # settle the constrained layout, then freeze it for label placement
     fig.set_layout_engine("none")
     _place_labels(ax, names, ta, ra, sizes)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import robench
+from robench.leaderboard.render import row_estimate
 from robench.leaderboard.schema import SCHEMAS
 from robench.provenance import now_iso
 
@@ -81,6 +82,13 @@ def _flag_note(board: pd.DataFrame) -> str:
     )
 
 
+def _row_cell(row: pd.Series, column: str) -> str:
+    """A cell; a percentage with its interval (`32.5 ± 2.9`) where the row has one."""
+    if f"{column}_lo" in row.index and f"{column}_hi" in row.index:
+        return row_estimate(row, column)
+    return _cell(row[column])
+
+
 def _name_cell(row: pd.Series, column: str, text: str) -> str:
     return f"{FLAG_MARK} {text}" if column == "run" and _flagged(row) else text
 
@@ -94,7 +102,7 @@ def board_markdown(board: pd.DataFrame, name: str) -> str:
     ]
     for _, row in board.iterrows():
         cells = (
-            html.escape(_name_cell(row, c, _cell(row[c])), quote=False).replace("|", "\\|")
+            html.escape(_name_cell(row, c, _row_cell(row, c)), quote=False).replace("|", "\\|")
             for c in columns
         )
         lines.append("| " + " | ".join(cells) + " |")
@@ -109,9 +117,9 @@ def board_html(board: pd.DataFrame, name: str) -> str:
     body = "".join(
         ('<tr class="flagged">' if _flagged(row) else "<tr>")
         + "".join(
-            f'<td class="num">{html.escape(_cell(row[c]))}</td>'
+            f'<td class="num">{html.escape(_row_cell(row, c))}</td>'
             if c in numeric
-            else f"<td>{html.escape(_name_cell(row, c, _cell(row[c])))}</td>"
+            else f"<td>{html.escape(_name_cell(row, c, _row_cell(row, c)))}</td>"
             for c in columns
         )
         + "</tr>\n"

@@ -170,7 +170,18 @@ def test_transfer_matrix_and_plot_commands(monkeypatch, capsys, suite_file, tmp_
     assert (
         code == 0 and (out / "report.html").is_file() and (out / "figures" / "ta_ra.png").is_file()
     )
+    # The claims were judged at the end, into claims.csv and the report, with intervals.
+    claims = pd.read_csv(out / "claims.csv")
+    assert list(dict.fromkeys(claims["claim"])) == list("abcdefg")
+    report = (out / "report.html").read_text()
+    assert "<h2>claims</h2>" in report and "\u00b1" in report
+    rows = pd.read_csv(out / "leaderboards" / "pgd20.csv")
+    assert (rows["ra_lo"] <= rows["ra"]).all() and (rows["ra"] <= rows["ra_hi"]).all()
+    assert set(rows["precision"]) == {"fp32"} and set(rows["schema_version"]) == {2}
     runs = [str(out / "runs" / name) for name in ("P1F3", "P1F4")]
+    # Two run directories evaluated on the same images: a paired test from their flags.
+    code, stdout, _ = run_cli(monkeypatch, capsys, "compare", *runs)
+    assert code == 0 and "exact McNemar" in stdout and "n=" in stdout
     code, stdout, _ = run_cli(
         monkeypatch,
         capsys,

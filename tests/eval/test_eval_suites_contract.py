@@ -25,10 +25,11 @@ from robench.eval.suites import (
     get_eval_suite,
     suite_names,
 )
-from robench.eval.suites.base import OVERRIDES
+from robench.eval.suites.base import OVERRIDES, complete_rows
 from robench.flags import Flags, percent
 from robench.leaderboard import SCHEMAS
 from robench.leaderboard.store import upsert_rows
+from robench.stats import wilson
 
 N = 40
 NAMES = EVAL_SUITES.names()
@@ -82,6 +83,8 @@ class FakeScorer:
             "flags": "",
             "overrides": overrides,
             "eval_seconds": 0.0,
+            "flag_dir": "/r/eval",
+            "flag_files": "",
         }
 
     def long_row(self) -> dict[str, Any]:
@@ -97,6 +100,9 @@ class FakeScorer:
             "robench_version": "0",
             "git_revision": "g",
             "date": "now",
+            "precision": "fp32",
+            "torch_version": "2",
+            "schema_version": 2,
         }
 
 
@@ -143,7 +149,8 @@ def test_refuses_exactly_the_overrides_it_does_not_accept(name):
 def test_rows_fill_the_boards_exactly_with_what_the_flags_say(name, tmp_path):
     suite = get_eval_suite(name)
     scorer = FakeScorer(EvalOptions())
-    rows = suite.rows(scorer)
+    files = {e.name: f"{e.name}-key.npz" for e in suite.evaluations(EvalOptions())}
+    rows = complete_rows(suite, suite.rows(scorer), files)
     assert set(rows) == {b.name for b in suite.boards}
     # Every evaluation the suite declares is asked for, and nothing else.
     assert set(scorer.asked) == {e.name for e in suite.evaluations(EvalOptions(batch_size=20))}
@@ -156,6 +163,18 @@ def test_rows_fill_the_boards_exactly_with_what_the_flags_say(name, tmp_path):
     for column in suite.board.names:
         if column in by_name and column != "clean":  # a per-evaluation column (fog_128, ...)
             assert row[column] == pytest.approx(percent(by_name[column].measured))
+    # Every percentage has its Wilson interval around it, from the count and n.
+    for board in suite.boards:
+        assert set(board.intervals) == {c for c in board.percent if not c.endswith(("_lo", "_hi"))}
+        for board_row in rows[board.name]:
+            for metric in board.intervals:
+                lo, hi = board_row[metric + "_lo"], board_row[metric + "_hi"]
+                assert lo <= board_row[metric] <= hi, (metric, lo, board_row[metric], hi)
+                count = board_row[metric] * N / 100
+                assert (lo, hi) == pytest.approx(wilson(count, N))
+    # The metrics that are one evaluation's flags point at its file.
+    pointers = dict(p.split("=") for p in row["flag_files"].split(";"))
+    assert pointers == {m: f"{e}-key.npz" for m, e in suite.flag_metrics.items()}
 
 
 def test_corruption_columns_average_their_five_severities():

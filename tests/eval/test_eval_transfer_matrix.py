@@ -80,7 +80,10 @@ def _count(fraction: float) -> int:
 
 
 def test_asr_csv_is_square_and_its_diagonal_is_one_minus_ra(result, runs, folder, tmp_path):
-    asr_path, overlap_path = write_transfer(result, tmp_path)
+    asr_path, overlap_path, long_path = write_transfer(result, tmp_path)
+    long = pd.read_csv(long_path)  # the same cells, one per row, with 95% Wilson intervals
+    assert len(long) == 9 and (long["asr_lo"] <= long["asr"]).all()
+    assert (long["asr"] <= long["asr_hi"]).all() and (long["n"] == N).all()
     asr = pd.read_csv(asr_path, index_col="evaluated")
     assert asr.shape == (3, 3)
     assert list(asr.index) == list(asr.columns) == ["A", "B", "C"]

@@ -84,3 +84,40 @@ def test_overlap_of_nothing_is_refused(tmp_path):
 def test_ta_ra(tmp_path):
     path = plot_ta_ra(_board(), tmp_path / "ta_ra.png")
     _check_png(path)
+
+
+def _two_sizes() -> pd.DataFrame:
+    """Run a at n = 20 and n = 1000, run b at n = 1000 only (a quick board before #20)."""
+    rows = [("a", 20, 35.0, "2026-01-01"), ("a", 1000, 32.5, "2026-01-02"), ("b", 1000, 20.0, "x")]
+    frame = pd.DataFrame(rows, columns=["run", "n_eval", "ra", "date"])
+    frame["ta"], frame["epochs_to_best"], frame["model_id"] = 50.0, 3, frame["run"]
+    return frame
+
+
+def test_one_point_per_run_takes_the_largest_n_or_the_one_asked_for():
+    from robench.report.figures import one_point_per_run
+
+    largest = one_point_per_run(_two_sizes()).set_index("run")
+    assert len(largest) == 2 and largest.loc["a", "n_eval"] == 1000
+    assert largest.loc["a", "ra"] == 32.5
+    only_20 = one_point_per_run(_two_sizes(), n=20)
+    assert list(only_20["run"]) == ["a"] and only_20["ra"].iloc[0] == 35.0
+    with pytest.raises(ValueError, match="n=50"):
+        one_point_per_run(_two_sizes(), n=50)
+
+
+def test_figure_1_draws_interval_error_bars(tmp_path):
+    from robench.stats.intervals import interval_from_percent
+
+    board = _two_sizes()
+    for metric in ("ta", "ra"):
+        pairs = zip(board[metric], board["n_eval"], strict=True)
+        ends = [interval_from_percent(v, n) for v, n in pairs]
+        board[f"{metric}_lo"], board[f"{metric}_hi"] = zip(*ends, strict=True)
+    path = plot_ta_ra(board, tmp_path / "bars.png")
+    plain = plot_ta_ra(board.drop(columns=["ta_lo", "ta_hi", "ra_lo", "ra_hi"]), tmp_path / "x.png")
+    with Image.open(path) as with_bars, Image.open(plain) as without:
+        assert with_bars.size == without.size
+        # the bars are drawn: the two images differ beyond the title
+        diff = sum(a != b for a, b in zip(with_bars.tobytes(), without.tobytes(), strict=True))
+        assert diff > 1000

@@ -9,6 +9,8 @@ parameter-free, and its PGD-20 comparison keeps the default steps.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from robench.attacks.autoattack import VERSION
 from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, Column, eval_board
 from robench.config import AttackSpec
@@ -54,6 +56,11 @@ class AutoAttackSuite(EvalSuite):
     description = "AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), L-inf 8/255, beside PGD-20"
     board = BOARD
     accepts = ("eps",)
+    flag_metrics: ClassVar[dict[str, str]] = {
+        "ta": "clean",
+        "aa_ra": "autoattack",
+        "pgd20_ra": "pgd",
+    }
     refusal = (
         "AutoAttack is parameter-free: only --eps applies (its PGD-20 comparison keeps the "
         "default steps)"

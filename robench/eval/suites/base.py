@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from robench.config import AttackSpec, CrossCheckConfig
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError
 from robench.flags import Flags
+from robench.stats.intervals import fill_intervals
 
 OVERRIDES = ("eps", "steps", "step_size")
 Rows = dict[str, list[dict[str, Any]]]  # board name -> its rows
@@ -125,12 +126,29 @@ class EvalOptions:
     batch_size: int | None = None
     keep_examples: bool = False  # keep the transferable evaluation's adversarial examples
     cross_check: CrossCheckConfig = field(default_factory=CrossCheckConfig)
+    precision: str = "fp32"  # of every forward pass of the evaluation (bf16: autocast)
 
 
 def add_flags(row: dict[str, Any], flags: list[str] | set[str] | frozenset[str]) -> None:
     """Merge `flags` into a row's `flags` column (sorted, each once)."""
     parts = set(filter(None, str(row.get("flags") or "").split(";"))) | set(flags)
     row["flags"] = ";".join(sorted(parts))
+
+
+def complete_rows(suite: EvalSuite, rows: Rows, flag_files: dict[str, str]) -> Rows:
+    """What every suite's rows get after `rows` (in place): a 95% interval on every
+    percentage, from its value and n (robench/stats/intervals.py), and in the main board's
+    rows `flag_files`, the flag files (evaluation name -> file) of the metrics that are one
+    evaluation's flags, for paired tests later."""
+    pointers = ";".join(
+        f"{metric}={flag_files[e]}" for metric, e in suite.flag_metrics.items() if e in flag_files
+    )
+    for row in rows[suite.board.name]:
+        row["flag_files"] = pointers
+    for board in suite.boards:
+        for row in rows[board.name]:
+            fill_intervals(row, board.intervals, lambda _m, r=row: r["n_eval"])
+    return rows
 
 
 class Scorer(Protocol):
@@ -156,6 +174,9 @@ class EvalSuite(ABC):
     extra_boards: tuple[BoardSchema, ...] = ()  # e.g. the long corruption table
     accepts: tuple[str, ...] = ()  # the overrides that mean something for this suite
     refusal: str = ""  # why the others do not (the one-line error)
+    # The board's metrics that are one evaluation's flags (metric -> evaluation name; "clean"
+    # flags for TA): rows point at those flag files, and `robench compare` reads them.
+    flag_metrics: ClassVar[dict[str, str]] = {}
 
     @property
     def boards(self) -> tuple[BoardSchema, ...]:

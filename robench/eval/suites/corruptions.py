@@ -8,6 +8,8 @@ and severity. No attack runs, so no override applies.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from robench.columns import (
@@ -17,9 +19,12 @@ from robench.columns import (
     RUN,
     RUN_ROW_SHOWN,
     TA,
+    V2_PROVENANCE,
     BoardSchema,
     Column,
     eval_board,
+    interval_percent,
+    with_intervals,
 )
 from robench.corruptions.source import CORRUPTION_NAMES, OFFICIAL_LABEL, SEVERITIES, generated_label
 from robench.eval.suites.base import CLEAN, EvalOptions, EvalSuite, Evaluation, Rows, Scorer
@@ -78,7 +83,10 @@ LONG_BOARD = BoardSchema(
         RUN[4],
         Column("corruption", "string", "CIFAR-10-C corruption name"),
         Column("severity", "Int64", "severity 1-5"),
-        Column("accuracy", "float64", "accuracy on that corruption and severity, %"),
+        *with_intervals(
+            (Column("accuracy", "float64", "accuracy on that corruption and severity, %"),),
+            ("accuracy",),
+        ),
         Column("corruption_source", "string", "official or robench-generated (seed, version)"),
         Column("n_eval", "Int64", "test images evaluated: the first n in the data set's order"),
         Column("seed", "Int64", "seed of the corruption generator"),
@@ -88,6 +96,7 @@ LONG_BOARD = BoardSchema(
         Column("robench_version", "string", "robench version that produced the row"),
         Column("git_revision", "string", "robench commit (+dirty with local changes)"),
         Column("date", "string", "UTC time the row was written (ISO 8601)"),
+        *(c for c in PROVENANCE if c.name in V2_PROVENANCE),
         MODEL_ID,
     ),
     key=(
@@ -102,7 +111,7 @@ LONG_BOARD = BoardSchema(
         "model_id",
     ),
     metrics=("accuracy",),
-    percent=("accuracy",),
+    percent=interval_percent(("accuracy",)),
     display="path",
 )
 
@@ -118,6 +127,7 @@ class CorruptionsSuite(EvalSuite):
     description = "CIFAR-10-C: 15 corruptions x 5 severities (official files or generated)"
     board = BOARD
     extra_boards = (LONG_BOARD,)
+    flag_metrics: ClassVar[dict[str, str]] = {"ta": "clean"}
     refusal = "the corruptions suite has no attack: --eps/--steps/--step-size do not apply"
 
     def evaluations(self, options: EvalOptions) -> list[Evaluation]:

@@ -8,7 +8,7 @@ could not or PGD changed nothing.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, Column, eval_board
 from robench.config import AttackConfig
@@ -71,6 +71,7 @@ class PGD20Suite(EvalSuite):
     description = "clean accuracy and L-inf PGD-20 (eps 8/255, step 2/255, random start)"
     board = BOARD
     accepts = ("eps", "steps", "step_size")
+    flag_metrics: ClassVar[dict[str, str]] = {"ta": "clean", "ra": "pgd"}
 
     def evaluations(self, options: EvalOptions) -> list[Evaluation]:
         pgd = pgd_evaluation(pgd_attack(options))

@@ -10,6 +10,8 @@ PGD-20 and Square, L-inf 8/255, on the same seeded subset.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from robench.attacks.unforeseen import PROTOCOL_COLUMNS, PROTOCOL_STRENGTHS, strength_column
@@ -75,6 +77,7 @@ class UnforeseenSuite(EvalSuite):
     )
     board = BOARD
     accepts = ("steps",)
+    flag_metrics: ClassVar[dict[str, str]] = {"ta": "clean", **{c: c for c in COLUMNS}}
     refusal = (
         "unforeseen attacks have per-family strengths (Kang et al. scale): only --steps "
         "applies to them"
