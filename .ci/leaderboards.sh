@@ -21,4 +21,12 @@ for board in pgd20 table3 table5 table6 table7 table8 figure3; do
       --tol 0.5 --format md || status=1
   fi
 done
+# The paper's claims judged on the smoke reproduction: kept beside the boards to read, not
+# diffed (toy runs on 64 images: nearly every verdict is honestly "inconclusive").
+if [ "$mode" = update ]; then
+  cp "$out/claims.csv" leaderboards/ci/claims.csv
+  echo "updated leaderboards/ci/claims.csv"
+else
+  python -c "import pandas as p, sys; c = p.read_csv(sys.argv[1]); print(c['verdict'].value_counts().to_string())" "$out/claims.csv"
+fi
 exit $status

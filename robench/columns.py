@@ -108,6 +108,16 @@ PROVENANCE = (
 SCHEMA_VERSION = 2
 # The columns version 2 added: a version-1 board lacks them and still validates.
 V2_PROVENANCE = ("precision", "torch_version", "schema_version")
+# ... and those added while version 1 was current (the model identity, the masking
+# cross-check): boards written before them are version-1 boards too.
+V1_LATE = (
+    "model_id",
+    "worst_ra",
+    "cross_check",
+    "cross_check_n",
+    "cross_check_queries",
+    "cross_check_fooled",
+)
 ATTACK_COLUMNS = ("attack", "eps", "eps_value", "step_size", "steps", "restarts")
 
 RUN = (
@@ -205,10 +215,9 @@ def interval_percent(percent: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def is_v2_column(name: str) -> bool:
-    """A column that version 2 of the boards added (see `SCHEMA_VERSION`)."""
-    return (
-        name.endswith((LO, HI)) or name in V2_PROVENANCE or name in {c.name for c in FLAG_POINTERS}
-    )
+    """A column a version-1 board may lack (see `SCHEMA_VERSION` and `V1_LATE`)."""
+    pointers = {c.name for c in FLAG_POINTERS}
+    return name.endswith((LO, HI)) or name in (*V2_PROVENANCE, *V1_LATE) or name in pointers
 
 
 def eval_board(

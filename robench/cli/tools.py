@@ -42,13 +42,20 @@ def plot(
 def leaderboard_show(csv: Annotated[Path, typer.Argument(help="A leaderboard CSV.")]) -> None:
     """Print a leaderboard as a table."""
     from robench.leaderboard import board_table, read_board
-    from robench.leaderboard.render import plain
+    from robench.leaderboard.render import metrics_table, plain
+    from robench.leaderboard.schema import schema_for
     from robench.leaderboard.table3 import table3_rich
 
     board = read_board(csv)
+    schema = schema_for(csv, board)
     console.print(plain(str(csv)), soft_wrap=True)  # the path whole, never wrapped
     title = csv.stem
-    console.print(table3_rich(board, title) if csv.stem == "table3" else board_table(board, title))
+    if csv.stem == "table3":
+        console.print(table3_rich(board, title))
+    elif schema is not None and schema.display == "metrics":  # a wide board, on its side
+        console.print(metrics_table(board, schema.display_metrics, title))
+    else:
+        console.print(board_table(board, title))
 
 
 @leaderboard_app.command("validate")
@@ -57,6 +64,7 @@ def leaderboard_validate(
 ) -> None:
     """Check files against the leaderboard schema: exit 0 when all are valid, 1 otherwise."""
     from robench.leaderboard import validate_board
+    from robench.leaderboard.store import read_raw
 
     failed = 0
     for csv in csvs:
@@ -68,7 +76,8 @@ def leaderboard_validate(
             failed += 1
             console.print(f"[red]invalid[/red] {escape(f'{csv} ({name}): ' + '; '.join(problems))}")
         else:
-            console.print(f"[green]valid[/green] {escape(f'{csv} ({name})')}")
+            old = "" if "schema_version" in read_raw(csv).columns else ", format version 1"
+            console.print(f"[green]valid[/green] {escape(f'{csv} ({name}{old})')}")
     if failed:
         raise typer.Exit(1)
 

@@ -91,6 +91,27 @@ def test_validate(monkeypatch, capsys, tmp_path, boards):
     assert code == 1 and "invalid" in out
 
 
+def test_a_version_1_board_still_validates_and_reads(monkeypatch, capsys, tmp_path, boards):
+    """A board from before intervals, precision and flag pointers (and model_id) is valid;
+    one that lacks any other column is not."""
+    import pandas as pd
+
+    from robench.columns import is_v2_column
+    from robench.leaderboard import read_board
+
+    frame = pd.read_csv(boards[0])
+    old = tmp_path / "old" / "pgd20.csv"
+    old.parent.mkdir()
+    frame[[c for c in frame.columns if not is_v2_column(c)]].to_csv(old, index=False)
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "validate", str(old))
+    assert code == 0 and "format version 1" in out
+    assert read_board(old)["ra_lo"].isna().all()  # it reads, with no interval
+    frame.drop(columns=["ra_lo"]).to_csv(old, index=False)  # version 2 without an interval
+    assert "missing column ra_lo" in validate_board(old)[1]
+    frame.drop(columns=["schema_version", "steps"]).to_csv(old, index=False)
+    assert "missing column steps" in validate_board(old)[1]
+
+
 def test_readme_documents_every_column():
     from robench.leaderboard import SCHEMAS
     from robench.leaderboard.readme import missing_sections, render
