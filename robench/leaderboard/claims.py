@@ -196,7 +196,7 @@ def claims_table(frame: pd.DataFrame, title: str) -> Table:
             Text(str(row["verdict"]), style=VERDICT_STYLES.get(str(row["verdict"]), "")),
         )
     lines = [f"({c}) {STATEMENTS[c]}" for c in dict.fromkeys(frame["claim"])]
-    sizes = sorted({str(v) for v in ran.loc[ran["metric"] != "epochs", "n"].dropna()})
+    sizes = sorted({_short(v) for v in ran.loc[ran["metric"] != "epochs", "n"].dropna()}, key=len)
     if sizes:
         lines.append(f"test images: n = {', '.join(sizes)}")
     not_run = frame[frame["verdict"] == NOT_RUN]

@@ -52,7 +52,10 @@ def row_flags(row: pd.Series | dict, metric: str) -> np.ndarray | None:
     sidecar = path.with_suffix(".json")
     if not path.is_file() or not sidecar.is_file():
         return None
-    protocol = _read_sidecar(sidecar)["protocol"]
+    try:
+        protocol = _read_sidecar(sidecar)["protocol"]
+    except RobenchError:
+        return None  # an unreadable description: no paired test, rather than no diff at all
     return _flag_array(path, protocol, measured=metric != "ta")
 
 

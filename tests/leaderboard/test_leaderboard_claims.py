@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -146,3 +148,15 @@ def test_claims_cli_writes_the_csv_and_refuses_bad_folders(monkeypatch, capsys, 
     (tmp_path / "empty").mkdir()
     with pytest.raises(RobenchError, match=r"no pgd20\.csv"):
         write_claims(tmp_path / "empty")
+
+
+def test_moved_or_corrupted_flags_fall_back_to_the_counts(tmp_path):
+    folder = reproduction(
+        tmp_path, {("rotation", "P3F4"): flags(0.6, 1), ("rotation", "P1F4"): flags(0.3, 2)}
+    )
+    for sidecar in (tmp_path / "flags" / "rotation-P3F4").glob("*.json"):
+        sidecar.write_text("{not json")  # corrupted
+    shutil.rmtree(tmp_path / "flags" / "P1F4")  # moved away
+    row = judge_claims(ClaimSources(folder)).iloc[1]
+    assert row["comparison"] == "rotation: P3F4 vs P1F4"
+    assert row["test"].startswith("Fisher") and row["verdict"] == HOLDS
