@@ -95,7 +95,7 @@ def _two_sizes() -> pd.DataFrame:
 
 
 def test_one_point_per_run_takes_the_largest_n_or_the_one_asked_for():
-    from robench.report.figures import one_point_per_run
+    from robench.report.figure1 import one_point_per_run
 
     largest = one_point_per_run(_two_sizes()).set_index("run")
     assert len(largest) == 2 and largest.loc["a", "n_eval"] == 1000
