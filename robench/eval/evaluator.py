@@ -68,6 +68,7 @@ class Evaluator:
         self._sanity: SanityReport | None = None
         self._cache: dict[str, Flags] = {}
         self._files: dict[str, str] = {}  # evaluation name -> its flag file (this suite's)
+        self._by_name: dict[str, Flags] = {}  # evaluation name -> its flags (every suite's)
 
     def sanity(self) -> SanityReport:
         if self._sanity is None:
@@ -148,7 +149,12 @@ class Evaluator:
                     dist=self.dist,
                 )
             self._cache[key] = cached
+        self._by_name[evaluation.name] = cached
         return cached
+
+    def flags_by_name(self) -> dict[str, Flags]:
+        """Every evaluation's flags this evaluator produced or read back, by name."""
+        return dict(self._by_name)
 
     def row(self, suite: str, attack: dict[str, Any], overrides: str) -> dict[str, Any]:
         """The columns every row of this target shares, plus the suite's attack columns."""

@@ -16,8 +16,9 @@ from robench.columns import check_row_name
 from robench.config import CrossCheckConfig
 from robench.config.choices import CheckpointName, choices
 from robench.errors import ConfigError, RobenchError
+from robench.eval.own_targets import external_target
 from robench.eval.suites import EvalOptions, Overrides, expand_suites
-from robench.eval.targets import EvalTarget, ensemble_target, external_target, run_target
+from robench.eval.targets import EvalTarget, ensemble_target, run_target
 from robench.runtime import check_precision
 
 STATE_FOLDER = ".eval-state"  # <leaderboard-dir>/.eval-state: flags of ensembles and models

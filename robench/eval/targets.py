@@ -2,9 +2,9 @@
 
 Each target hands the evaluator the same things: a model mapping [0, 1] images to logits, the
 test set it is to be scored on, the identity columns of its leaderboard rows, and a folder for
-its per-example flags (so an interrupted evaluation resumes). Researchers' own models come in
-through `FILE.py:FACTORY` plus a weights file loaded with `weights_only=True`: robench never
-unpickles code from a checkpoint.
+its per-example flags (so an interrupted evaluation resumes). Trained runs and ensembles are
+here; researchers' own models (`FILE.py:FACTORY` plus a weights file loaded with
+`weights_only=True`, or a model in memory) in own_targets.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from torch import nn
 from robench.columns import check_row_name
 from robench.data import ArrayDataset, load_test
 from robench.errors import ConfigError, DataError, RobenchError
-from robench.eval.user_model import import_factory, load_state_dict_file
 from robench.runs import RunRecord, open_run_dir
 from robench.runs.checkpoint import load_model_checkpoint, meta_int, model_tensors
-from robench.runs.identity import combined_sha256, file_sha256, short_id, tensors_sha256
+from robench.runs.identity import combined_sha256, short_id, tensors_sha256
 
 DEFAULT_BATCH_SIZE = 250
 
@@ -173,58 +172,9 @@ def ensemble_target(
             "model_id": short_id("ensemble", *(m.identity["model_id"] for m in members)),
         },
         model_hash=model_hash,
-        flag_dir=state_root / "ensembles" / f"{_slug(name)}-{model_hash[:12]}",
+        flag_dir=state_root / "ensembles" / f"{slug(name)}-{model_hash[:12]}",
         batch_size=min(m.batch_size for m in members),
         notes=[note for m in members for note in m.notes],
-    )
-
-
-def external_target(
-    spec: str,
-    weights: Path,
-    *,
-    data: str = "cifar10",
-    data_dir: str | Path | None = None,
-    n: int | None = None,
-    name: str | None = None,
-    state_root: Path,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> EvalTarget:
-    """A model built by FACTORY in FILE.py, with a state dict from `weights`."""
-    factory, file = import_factory(spec)
-    try:
-        model = factory()
-    except (Exception, SystemExit) as exc:  # the user's code: one line, whatever it raised
-        raise ConfigError(
-            f"{spec}: calling the factory failed ({type(exc).__name__}: {exc})"
-        ) from None
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
-    load_state_dict_file(model, weights)
-    test, info = load_test(data, data_dir, n=n)
-    weights_hash = tensors_sha256(model.state_dict())
-    model_hash = combined_sha256((file_sha256(file), weights_hash))
-    name = check_row_name(name or weights.stem, "model name (--name, else the weights' file name)")
-    return EvalTarget(
-        name=name,
-        model=model,
-        test=test,
-        data_info=info,
-        identity={
-            "run": name,
-            "pretext": "external",
-            "scenario": "external",
-            "model": f"{file.name}:{spec.rpartition(':')[2]}",
-            "checkpoint": weights.name,
-            "epochs_to_best": None,
-            "train_suite": "",
-            "train_suite_sha256": "",
-            "run_dir": str(weights),
-            "model_id": short_id("weights", weights_hash),
-        },
-        model_hash=model_hash,
-        flag_dir=state_root / "external" / f"{_slug(name)}-{model_hash[:12]}",
-        batch_size=batch_size,
     )
 
 
@@ -236,5 +186,5 @@ def run_model_id(path: Path, record: RunRecord) -> str:
     return short_id("run", str(Path(path).resolve()), suite_hash)
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]

@@ -219,7 +219,7 @@ def test_formula_names_are_refused_and_formula_cells_neutralised(monkeypatch, ca
     weights = tmp_path / "=cmd.pt"
     torch.save({}, weights)
     with pytest.raises(Exception, match="formula"):
-        from robench.eval.targets import external_target
+        from robench.eval.own_targets import external_target
 
         (tmp_path / "m.py").write_text("import torch\ndef f():\n    return torch.nn.Linear(1, 1)\n")
         external_target(f"{tmp_path / 'm.py'}:f", weights, state_root=tmp_path, n=1)
