@@ -148,12 +148,21 @@ def attack(
         return built.perturb(model, x, y, generator)
 
 
-def load(path: str | Path, checkpoint: str = "best_ta") -> nn.Module:
-    """A ready model (eval mode, CPU) from a trained run directory's checkpoint."""
+def load(source: str | Path, checkpoint: str = "best_ta") -> nn.Module:
+    """A ready model (eval mode, CPU): an exported folder (`robench export`), a Hub id
+    (`hf-hub:ORG/NAME[@REV]`), or a trained run directory (its `checkpoint`). An export made
+    with --trunk-only gives the trunk."""
+    from robench.artifacts.hub import HUB_PREFIX, is_artifact, load_artifact, resolve
     from robench.runs import open_run_dir
     from robench.runs.checkpoint import load_model_checkpoint
 
-    run = open_run_dir(Path(path))
+    if str(source).startswith(HUB_PREFIX) or is_artifact(Path(source)):
+        return load_artifact(resolve(source))
+    if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
+        raise RobenchError(
+            f"{source} is neither an exported robench model nor a run directory (no config.json)"
+        )
+    run = open_run_dir(Path(source))
     model, _ = load_model_checkpoint(run.checkpoint(checkpoint))
     return model.eval()
 
