@@ -69,6 +69,8 @@ def evaluate(
     precision: str = "fp32",
     batch_size: int | None = None,
     cross_check_images: int | None = None,
+    attack: str | None = None,
+    attack_options: dict[str, Any] | None = None,
     verbose: bool = False,
     **overrides: Any,
 ) -> EvalResult:
@@ -77,7 +79,9 @@ def evaluate(
     `store=DIR` keeps the flags resumable in DIR/.eval-state and upserts the rows into the
     boards in DIR (as `robench eval --leaderboard-dir DIR`); without it nothing is written
     that outlives the call. `overrides` are the suite's attack settings: eps, steps,
-    step_size (eps as a float, 8 / 255, or a fraction string, "8/255").
+    step_size (eps as a float, 8 / 255, or a fraction string, "8/255"). With
+    suite="torchattacks", `attack` names a torchattacks class and `attack_options` its
+    options: `evaluate(model, "torchattacks", attack="CW", attack_options={"steps": 50})`.
     """
     from robench.config import CrossCheckConfig
     from robench.eval.evaluator import Evaluator
@@ -97,6 +101,7 @@ def evaluate(
         ),
         batch_size=batch_size,
         precision=precision,
+        bridge=None if attack is None else (attack, tuple(sorted((attack_options or {}).items()))),
         cross_check=CrossCheckConfig(
             CrossCheckConfig.images if cross_check_images is None else cross_check_images
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pandas as pd
@@ -115,3 +116,29 @@ def test_load_a_trained_run(tmp_path, folder, monkeypatch):
     assert model(x).shape == (2, 10)
     with pytest.raises(RobenchError):
         robench.load(tmp_path / "missing")
+
+
+def test_a_torchattacks_attack_through_evaluate(folder):
+    result = robench.evaluate(
+        ColourNet(), "torchattacks", n=40, data="imagefolder", data_dir=folder, device="cpu",
+        attack="PGD", attack_options={"eps": 8 / 255, "alpha": 2 / 255, "steps": 3},
+    )  # fmt: skip
+    row = result.rows.iloc[0]
+    assert row["attack"] == "torchattacks-PGD" and row["eps"] == "8/255" and row["steps"] == 3
+    assert json.loads(row["attack_options"]) == {"alpha": 2 / 255, "eps": 8 / 255, "steps": 3}
+    assert row["ra"] == pytest.approx(100 * result.flags["torchattacks"].measured.mean())
+    assert row["ra"] <= row["ta"] and row["torchattacks_version"]
+    with pytest.raises(ConfigError, match="needs --attack"):
+        robench.evaluate(ColourNet(), "torchattacks", n=4, data="imagefolder", data_dir=folder)
+
+
+def test_cli_refuses_a_bridge_without_its_suite(monkeypatch, capsys, tmp_path):
+    from helpers import assert_one_line_error, run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "eval", str(tmp_path), "--attack", "CW")
+    assert_one_line_error(code, err, "go with --suite torchattacks")
+    code, _, err = run_cli(monkeypatch, capsys, "eval", str(tmp_path), "--suite", "torchattacks")
+    assert_one_line_error(code, err, "needs --attack NAME")
+    code, _, err = run_cli(monkeypatch, capsys, "eval", str(tmp_path), "--suite", "torchattacks",
+                           "--attack", "CW", "--attack-option", "steps")  # fmt: skip
+    assert_one_line_error(code, err, "must look like KEY=VALUE")

@@ -13,6 +13,7 @@ from robench.attacks import autoattack as _autoattack  # noqa: F401  (registers 
 from robench.attacks import multi_pgd as _multi_pgd  # noqa: F401  (registers "multi_pgd")
 from robench.attacks import pgd as _pgd  # noqa: F401  (registers "pgd")
 from robench.attacks import square as _square  # noqa: F401  (registers "square")
+from robench.attacks import torchattacks_bridge as _bridge  # noqa: F401  (registers "torchattacks")
 from robench.attacks import unforeseen as _unforeseen  # noqa: F401  (fog, snow, ..., jpeg_l1)
 from robench.attacks.base import Attack, model_mode
 from robench.attacks.factory import build_attack

@@ -99,6 +99,13 @@ def eval_(
         int, typer.Option(help="Square queries per image of the masking cross-check.")
     ] = CrossCheckConfig.queries,
     precision: Precision = "fp32",
+    attack: Annotated[
+        str | None, typer.Option(help="--suite torchattacks: the torchattacks class, e.g. CW.")
+    ] = None,
+    attack_option: Annotated[
+        list[str] | None,
+        typer.Option(help="--suite torchattacks: KEY=VALUE for the attack (repeat it)."),
+    ] = None,
     data_dir: DataDir = None,
     device: Device = "auto",
 ) -> None:
@@ -129,6 +136,8 @@ def eval_(
         cross_check_images=cross_check_images,
         cross_check_queries=cross_check_queries,
         precision=precision,
+        attack=attack,
+        attack_options=tuple(attack_option or ()),
         data_dir=data_dir,
     )
     evaluate_request(session_for(device, data_dir), request)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from robench.atomic import check_output_dir
 from robench.columns import check_row_name
 from robench.config import CrossCheckConfig
 from robench.config.choices import CheckpointName, choices
+from robench.epsilon import parse_eps
 from robench.errors import ConfigError, RobenchError
 from robench.eval.own_targets import external_target
 from robench.eval.suites import EvalOptions, Overrides, expand_suites
@@ -49,6 +51,8 @@ class EvalRequest:
     cross_check_queries: int = CrossCheckConfig.queries
     data_dir: str | None = None
     precision: str = "fp32"
+    attack: str | None = None  # --suite torchattacks: the torchattacks class
+    attack_options: tuple[str, ...] = ()  # ... and its KEY=VALUE options
 
     def __post_init__(self) -> None:
         expand_suites(self.suite)  # an unknown suite fails before anything loads
@@ -77,6 +81,10 @@ class EvalRequest:
         if self.corruptions_dir is not None and not self.corruptions_dir.is_dir():
             raise RobenchError(f"--corruptions-dir {self.corruptions_dir} is not a directory")
         check_precision(self.precision)
+        if (self.attack is not None or self.attack_options) and self.suite != "torchattacks":
+            raise RobenchError("--attack and --attack-option go with --suite torchattacks")
+        if self.suite == "torchattacks" and self.attack is None:
+            raise RobenchError("--suite torchattacks needs --attack NAME (a torchattacks class)")
         self.options()  # the overrides' own checks
 
     @property
@@ -84,6 +92,9 @@ class EvalRequest:
         return self.leaderboard_dir / STATE_FOLDER
 
     def options(self) -> EvalOptions:
+        bridge = None
+        if self.attack is not None:
+            bridge = (self.attack, parse_options(self.attack_options))
         return EvalOptions(
             seed=self.seed,
             overrides=Overrides(eps=self.eps, steps=self.steps, step_size=self.step_size),
@@ -93,6 +104,7 @@ class EvalRequest:
             batch_size=self.batch_size,
             cross_check=CrossCheckConfig(self.cross_check_images, self.cross_check_queries),
             precision=self.precision,
+            bridge=bridge,
         )
 
     def targets(self) -> Iterator[EvalTarget]:
@@ -127,3 +139,35 @@ class EvalRequest:
                     n=self.n,
                     allow_other_classes=self.allow_other_classes,
                 )
+
+
+def parse_options(texts: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """KEY=VALUE options as (key, value) pairs: numbers (and fractions such as 8/255) become
+    floats or ints, true/false booleans, anything else stays text."""
+    pairs = []
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key.isidentifier():
+            raise RobenchError(f"--attack-option {text!r} must look like KEY=VALUE, e.g. steps=50")
+        pairs.append((key, _value(value)))
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise RobenchError(f"--attack-option gives a key twice: {', '.join(keys)}")
+    return tuple(sorted(pairs))
+
+
+def _value(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if "/" in text:
+        try:
+            return parse_eps(text)
+        except ConfigError:
+            pass
+    return text

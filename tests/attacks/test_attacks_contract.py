@@ -31,6 +31,7 @@ EXAMPLE_PARAMS: dict[str, dict] = {
     "multi_pgd": dict(eps=8 / 255, step_size=2 / 255, steps=3),
     "autoattack": dict(eps=8 / 255, batch_size=N),
     "square": dict(eps=8 / 255, queries=20),
+    "torchattacks": dict(attack="PGD", eps=8 / 255, alpha=2 / 255, steps=3),
     **{family: dict(eps=strengths[1], steps=3) for family, strengths in PROTOCOL_STRENGTHS.items()},
 }
 

@@ -4,7 +4,8 @@ pgd20        clean + L-inf PGD-20 (eps 8/255, step 2/255, random start): the pap
 autoattack   clean + AutoAttack standard (L-inf 8/255) + PGD-20 on the same images
 unforeseen   clean + 12 unforeseen attacks (Kang et al. 2019) + their mean and worst case
 corruptions  clean + CIFAR-10-C: 15 corruptions x 5 severities (and the long board)
-all          every suite above, one board each
+torchattacks clean + any torchattacks attack (--attack NAME --attack-option KEY=VALUE)
+all          every suite above but torchattacks, one board each
 
 A suite declares its evaluations, the overrides it accepts, how its flags become rows, and its
 board's schema with the columns it displays (base.py). A new suite is a file here that
@@ -15,6 +16,7 @@ from robench.errors import ConfigError
 from robench.eval.suites import autoattack as _autoattack  # noqa: F401  (registers)
 from robench.eval.suites import corruptions as _corruptions  # noqa: F401
 from robench.eval.suites import pgd20 as _pgd20  # noqa: F401
+from robench.eval.suites import torchattacks as _torchattacks  # noqa: F401
 from robench.eval.suites import unforeseen as _unforeseen  # noqa: F401
 from robench.eval.suites.base import (
     CLEAN,
@@ -45,7 +47,7 @@ def suite_names() -> list[str]:
 def expand_suites(name: str) -> list[EvalSuite]:
     """`all` is every suite; anything else must be one suite's name."""
     if name == ALL:
-        return [EVAL_SUITES.create(n) for n in suite_names()]
+        return [EVAL_SUITES.create(n) for n in suite_names() if EVAL_SUITES.get(n).in_all]
     return [get_eval_suite(name)]
 
 

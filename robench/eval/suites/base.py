@@ -127,6 +127,8 @@ class EvalOptions:
     keep_examples: bool = False  # keep the transferable evaluation's adversarial examples
     cross_check: CrossCheckConfig = field(default_factory=CrossCheckConfig)
     precision: str = "fp32"  # of every forward pass of the evaluation (bf16: autocast)
+    # --suite torchattacks: the attack's class name and its options, as (key, value) pairs
+    bridge: tuple[str, tuple[tuple[str, Any], ...]] | None = None
 
 
 def add_flags(row: dict[str, Any], flags: list[str] | set[str] | frozenset[str]) -> None:
@@ -174,6 +176,7 @@ class EvalSuite(ABC):
     extra_boards: tuple[BoardSchema, ...] = ()  # e.g. the long corruption table
     accepts: tuple[str, ...] = ()  # the overrides that mean something for this suite
     refusal: str = ""  # why the others do not (the one-line error)
+    in_all: bool = True  # whether `--suite all` runs it (False: it needs options of its own)
     # The board's metrics that are one evaluation's flags (metric -> evaluation name; "clean"
     # flags for TA): rows point at those flag files, and `robench compare` reads them.
     flag_metrics: ClassVar[dict[str, str]] = {}
