@@ -77,6 +77,12 @@ class BoardSchema:
 
 PROVENANCE = (
     Column("attack", "string", "attack name, e.g. pgd-linf"),
+    Column(
+        "norm",
+        "string",
+        "threat model: linf or l2 (empty: no L-p ball, e.g. the unforeseen attacks); a board "
+        "without this column is L-inf",
+    ),
     Column("eps", "string", "attack budget as a fraction of the [0, 1] range, e.g. 8/255"),
     Column("eps_value", "float64", "the same budget as a float"),
     Column("step_size", "string", "attack step size as a fraction, e.g. 2/255"),
@@ -106,8 +112,10 @@ PROVENANCE = (
     ),
 )
 SCHEMA_VERSION = 2
+# Columns whose absence says their value: a board without `norm` is L-inf (it came before L2).
+IMPLIED = ("norm",)
 # The columns version 2 added: a version-1 board lacks them and still validates.
-V2_PROVENANCE = ("precision", "torch_version", "schema_version")
+V2_PROVENANCE = ("precision", "torch_version", "schema_version", "norm")
 # ... and those added while version 1 was current (the model identity, the masking
 # cross-check): boards written before them are version-1 boards too.
 V1_LATE = (
@@ -118,7 +126,7 @@ V1_LATE = (
     "cross_check_queries",
     "cross_check_fooled",
 )
-ATTACK_COLUMNS = ("attack", "eps", "eps_value", "step_size", "steps", "restarts")
+ATTACK_COLUMNS = ("attack", "norm", "eps", "eps_value", "step_size", "steps", "restarts")
 
 RUN = (
     Column("run", "string", "run name (the run directory's name)"),

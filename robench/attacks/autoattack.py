@@ -69,16 +69,22 @@ class _WarningCollector(logging.Handler):
 
 @ATTACKS.register("autoattack")
 class AutoAttackStandard(NormBallAttack):
-    """AutoAttack's standard L-inf evaluation; `batch_size` is its internal forward batch."""
+    """AutoAttack's standard evaluation, L-inf or L2; `batch_size` is its forward batch."""
 
     distributable = False
     seed_stream = 13
 
     def __init__(
-        self, eps: float, *, batch_size: int = 250, version: str = VERSION, bn_mode: str = "eval"
+        self,
+        eps: float,
+        *,
+        batch_size: int = 250,
+        version: str = VERSION,
+        norm: str = "linf",
+        bn_mode: str = "eval",
     ) -> None:
         self.name = f"autoattack-{version}"
-        super().__init__(eps, norm="linf", bn_mode=bn_mode)
+        super().__init__(eps, norm=norm, bn_mode=bn_mode)
         if version != VERSION:
             raise ConfigError(f"autoattack: only the {VERSION!r} version is supported")
         if batch_size < 1:
@@ -102,7 +108,12 @@ class AutoAttackStandard(NormBallAttack):
         seed = None if generator is None else generator.initial_seed() % (2**31)
         wrapped = AutocastLogits(model, lambda: self._autocast(x)).eval()
         attack = AutoAttack(
-            wrapped, eps=self.eps, norm="Linf", version=VERSION, device=x.device, seed=seed
+            wrapped,
+            eps=self.eps,
+            norm={"linf": "Linf", "l2": "L2"}[self.norm],
+            version=VERSION,
+            device=x.device,
+            seed=seed,
         )
         attack.verbose = False
         logger = logging.getLogger("auto-attack")

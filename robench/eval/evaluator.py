@@ -162,6 +162,7 @@ class Evaluator:
         return {
             **t.identity,
             "suite": suite,
+            "norm": "",
             **attack,
             "n_eval": len(t.test),
             "seed": self.options.seed,

@@ -16,7 +16,7 @@ from robench.columns import BoardSchema
 from robench.leaderboard.schema import SCHEMAS
 
 README = Path(__file__).resolve().parents[2] / "leaderboards" / "README.md"
-_SECTION = re.compile(r"^## `([A-Za-z0-9_]+)\.csv`\n", re.MULTILINE)
+_SECTION = re.compile(r"^## `([A-Za-z0-9_-]+)\.csv`\n", re.MULTILINE)
 
 
 def schema_block(schema: BoardSchema) -> str:

@@ -21,7 +21,7 @@ import pandas as pd
 from filelock import FileLock
 
 from robench.atomic import atomic_write
-from robench.columns import FORMULA_STARTS, is_v2_column
+from robench.columns import FORMULA_STARTS, IMPLIED, is_v2_column
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError, RobenchError
 from robench.leaderboard.schema import PGD20, BoardSchema, schema_for
@@ -64,7 +64,9 @@ def validate_board(path: Path) -> tuple[BoardSchema | None, list[str]]:
     problems = [
         f"missing column {c}"
         for c in schema.names
-        if c not in frame.columns and not (version_1 and is_v2_column(c))
+        if c not in frame.columns
+        and not (version_1 and is_v2_column(c))
+        and c not in IMPLIED  # a board from before the column says what it would have said
     ]
     problems += [f"unknown column {c}" for c in frame.columns if c not in schema.dtypes]
     if problems:

@@ -201,9 +201,26 @@ def test_corruption_columns_average_their_five_severities():
 
 
 def test_all_runs_every_suite_with_pgd20_first():
-    # every suite but those that need options of their own (torchattacks: --attack)
-    ready = [n for n in suite_names() if n not in NEEDS]
+    # the paper's L-inf suites: not those that need options of their own (torchattacks:
+    # --attack), nor the L2 threat model's
+    ready = [n for n in suite_names() if n not in NEEDS and not n.endswith("-l2")]
     assert [s.name for s in expand_suites("all")] == ready
     assert suite_names()[0] == "pgd20" and set(suite_names()) == set(NAMES)
     with pytest.raises(ConfigError, match="unknown eval suite"):
         get_eval_suite("pgd21")
+
+
+def test_l2_suites_are_their_l_inf_suites_in_the_l2_ball():
+    from robench.attacks import build_attack
+
+    for name, attack in (("pgd20-l2", "pgd"), ("autoattack-l2", "autoattack")):
+        suite = get_eval_suite(name)
+        spec = next(e.attack for e in suite.evaluations(EvalOptions()) if e.name == attack)
+        assert spec.params["norm"] == "l2" and spec.params["eps"] in (0.5, "0.5")
+        assert build_attack(spec).norm == "l2"
+        row = suite.rows(FakeScorer(EvalOptions()))[suite.board.name][0]
+        assert row["norm"] == "l2" and row["eps"] == "0.5"
+    square = get_eval_suite("pgd20-l2").evaluations(EvalOptions())[-1]
+    assert square.attack.name == "square" and square.attack.params["norm"] == "l2"
+    row = get_eval_suite("pgd20").rows(FakeScorer(EvalOptions()))["pgd20"][0]
+    assert row["norm"] == "linf"

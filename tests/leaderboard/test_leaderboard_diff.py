@@ -110,6 +110,8 @@ def test_a_version_1_board_still_validates_and_reads(monkeypatch, capsys, tmp_pa
     assert "missing column ra_lo" in validate_board(old)[1]
     frame.drop(columns=["schema_version", "steps"]).to_csv(old, index=False)
     assert "missing column steps" in validate_board(old)[1]
+    frame.drop(columns=["norm"]).to_csv(old, index=False)  # before L2: L-inf, still valid
+    assert validate_board(old)[1] == []
 
 
 def test_readme_documents_every_column():

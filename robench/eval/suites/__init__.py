@@ -5,7 +5,8 @@ autoattack   clean + AutoAttack standard (L-inf 8/255) + PGD-20 on the same imag
 unforeseen   clean + 12 unforeseen attacks (Kang et al. 2019) + their mean and worst case
 corruptions  clean + CIFAR-10-C: 15 corruptions x 5 severities (and the long board)
 torchattacks clean + any torchattacks attack (--attack NAME --attack-option KEY=VALUE)
-all          every suite above but torchattacks, one board each
+pgd20-l2, autoattack-l2   the same as pgd20 and autoattack in the L2 threat model (eps 0.5)
+all          pgd20, autoattack, unforeseen, corruptions: the paper's L-inf protocol
 
 A suite declares its evaluations, the overrides it accepts, how its flags become rows, and its
 board's schema with the columns it displays (base.py). A new suite is a file here that

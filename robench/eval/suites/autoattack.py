@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from robench.attacks.autoattack import VERSION
-from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, Column, eval_board
-from robench.config import AttackSpec
+from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, BoardSchema, Column, eval_board
+from robench.config import AttackConfig, AttackSpec
 from robench.epsilon import parse_eps
 from robench.eval.suites.base import (
     CLEAN,
@@ -25,28 +25,36 @@ from robench.eval.suites.base import (
     add_flags,
 )
 from robench.eval.suites.cross_check import untouched_flags
-from robench.eval.suites.pgd20 import pgd_attack, pgd_evaluation
+from robench.eval.suites.pgd20 import PGD20_ATTACK, PGD20_L2_ATTACK, pgd_attack, pgd_evaluation
 from robench.eval.suites.registry import EVAL_SUITES
 from robench.flags import percent
 
 AUTOATTACK_EPS = "8/255"
 DEFAULT_BATCH = 250  # AutoAttack's internal forward batch when the target sets none
 
-BOARD = eval_board(
-    "autoattack",
-    (
-        TA,
-        Column("aa_ra", "float64", "robust accuracy under AutoAttack (standard), %"),
-        Column("pgd20_ra", "float64", "robust accuracy under robench's PGD-20, same images, %"),
-        Column("worst_ra", "float64", "per-example worst case of AutoAttack and PGD-20, %"),
-        Column(
-            "aa_version", "string", "AutoAttack version: standard = APGD-CE, APGD-T, FAB-T, Square"
+
+def autoattack_board(name: str) -> BoardSchema:
+    """The board of an AutoAttack suite (L-inf or L2): AutoAttack beside PGD-20."""
+    return eval_board(
+        name,
+        (
+            TA,
+            Column("aa_ra", "float64", "robust accuracy under AutoAttack (standard), %"),
+            Column("pgd20_ra", "float64", "robust accuracy under robench's PGD-20, same images, %"),
+            Column("worst_ra", "float64", "per-example worst case of AutoAttack and PGD-20, %"),
+            Column(
+                "aa_version",
+                "string",
+                "AutoAttack version: standard = APGD-CE, APGD-T, FAB-T, Square",
+            ),
         ),
-    ),
-    compared=("ta", "aa_ra", "pgd20_ra"),
-    percent=("ta", "aa_ra", "pgd20_ra", "worst_ra"),
-    shown=(*RUN_ROW_SHOWN, "ta", "aa_ra", "pgd20_ra", "worst_ra", *PROTOCOL_SHOWN, "flags"),
-)
+        compared=("ta", "aa_ra", "pgd20_ra"),
+        percent=("ta", "aa_ra", "pgd20_ra", "worst_ra"),
+        shown=(*RUN_ROW_SHOWN, "ta", "aa_ra", "pgd20_ra", "worst_ra", *PROTOCOL_SHOWN, "flags"),
+    )
+
+
+BOARD = autoattack_board("autoattack")
 
 
 @EVAL_SUITES.register("autoattack")
@@ -66,10 +74,18 @@ class AutoAttackSuite(EvalSuite):
         "default steps)"
     )
 
+    norm: ClassVar[str] = "linf"
+    default_eps: ClassVar[str] = AUTOATTACK_EPS
+    pgd_base: ClassVar[AttackConfig] = PGD20_ATTACK
+
     def _evaluations(self, options: EvalOptions, batch_size: int) -> list[Evaluation]:
-        eps = options.overrides.eps or AUTOATTACK_EPS
-        aa = AttackSpec("autoattack", {"eps": parse_eps(eps), "batch_size": batch_size})
-        pgd = pgd_evaluation(pgd_attack(EvalOptions(overrides=options.overrides.only(("eps",)))))
+        eps = options.overrides.eps or self.default_eps
+        params = {"eps": parse_eps(eps), "batch_size": batch_size}
+        if self.norm != "linf":  # L-inf keeps the flag files it always had
+            params["norm"] = self.norm
+        aa = AttackSpec("autoattack", params)
+        only_eps = EvalOptions(overrides=options.overrides.only(("eps",)))
+        pgd = pgd_evaluation(pgd_attack(only_eps, self.pgd_base))
         return [CLEAN, pgd, Evaluation("autoattack", aa)]
 
     def evaluations(self, options: EvalOptions) -> list[Evaluation]:
@@ -78,9 +94,10 @@ class AutoAttackSuite(EvalSuite):
     def rows(self, scorer: Scorer) -> Rows:
         options = scorer.options
         clean, pgd, aa = (scorer.flags(e) for e in self._evaluations(options, scorer.batch_size))
-        eps = options.overrides.eps or AUTOATTACK_EPS
+        eps = options.overrides.eps or self.default_eps
         columns = {
             "attack": f"autoattack-{VERSION}",
+            "norm": self.norm,
             "eps": eps,
             "eps_value": parse_eps(eps),
             "step_size": "adaptive",
@@ -98,3 +115,17 @@ class AutoAttackSuite(EvalSuite):
         add_flags(row, aa.warnings)
         add_flags(row, untouched_flags(clean.measured, aa.measured))
         return {self.board.name: [row]}
+
+
+@EVAL_SUITES.register("autoattack-l2")
+class AutoAttackL2Suite(AutoAttackSuite):
+    """AutoAttack standard in the L2 threat model (eps 0.5), beside L2 PGD-20."""
+
+    name = "autoattack-l2"
+    order = 6
+    in_all = False
+    description = "AutoAttack standard, L2 eps 0.5, beside L2 PGD-20"
+    board = autoattack_board("autoattack-l2")
+    norm = "l2"
+    default_eps = "0.5"
+    pgd_base = PGD20_L2_ATTACK

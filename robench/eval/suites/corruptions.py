@@ -96,7 +96,7 @@ LONG_BOARD = BoardSchema(
         Column("robench_version", "string", "robench version that produced the row"),
         Column("git_revision", "string", "robench commit (+dirty with local changes)"),
         Column("date", "string", "UTC time the row was written (ISO 8601)"),
-        *(c for c in PROVENANCE if c.name in V2_PROVENANCE),
+        *(c for c in PROVENANCE if c.name in V2_PROVENANCE and c.name != "norm"),
         MODEL_ID,
     ),
     key=(

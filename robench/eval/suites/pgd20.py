@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, Column, eval_board
+from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, BoardSchema, Column, eval_board
 from robench.config import AttackConfig
 from robench.eval.suites import cross_check as masking
 from robench.eval.suites.base import (
@@ -26,26 +26,36 @@ from robench.eval.suites.registry import EVAL_SUITES
 from robench.flags import percent
 
 PGD20_ATTACK = AttackConfig(eps="8/255", step_size="2/255", steps=20, restarts=1)
-
-BOARD = eval_board(
-    "pgd20",
-    (
-        TA,
-        Column("ra", "float64", "robust accuracy, %: correct clean and under attack"),
-        Column("worst_ra", "float64", "RA with the cross-check's fooled subset images counted, %"),
-        *masking.COLUMNS,
-    ),
-    compared=("ta", "ra"),
-    percent=("ta", "ra", "worst_ra"),
-    shown=(*RUN_ROW_SHOWN, "ta", "ra", "worst_ra", "epochs_to_best", *PROTOCOL_SHOWN, "flags"),
-)
+# L2: eps 0.5 (RobustBench's CIFAR-10 L2 budget), step 2.5 * eps / steps (Madry et al.)
+PGD20_L2_ATTACK = AttackConfig(eps="0.5", step_size="0.0625", steps=20, restarts=1, norm="l2")
 
 
-def pgd_attack(options: EvalOptions) -> AttackConfig:
-    """PGD-20 with the command line's --eps / --steps / --step-size."""
+def pgd_board(name: str) -> BoardSchema:
+    """The board of a PGD-20 suite (L-inf or L2): TA, RA, the masking cross-check."""
+    return eval_board(
+        name,
+        (
+            TA,
+            Column("ra", "float64", "robust accuracy, %: correct clean and under attack"),
+            Column(
+                "worst_ra", "float64", "RA with the cross-check's fooled subset images counted, %"
+            ),
+            *masking.COLUMNS,
+        ),
+        compared=("ta", "ra"),
+        percent=("ta", "ra", "worst_ra"),
+        shown=(*RUN_ROW_SHOWN, "ta", "ra", "worst_ra", "epochs_to_best", *PROTOCOL_SHOWN, "flags"),
+    )
+
+
+BOARD = pgd_board("pgd20")
+
+
+def pgd_attack(options: EvalOptions, base: AttackConfig = PGD20_ATTACK) -> AttackConfig:
+    """PGD-20 (`base`: L-inf or L2) with the command line's --eps / --steps / --step-size."""
     o = options.overrides
     changes = {"eps": o.eps, "steps": o.steps, "step_size": o.step_size}
-    return replace(PGD20_ATTACK, **{k: v for k, v in changes.items() if v is not None})
+    return replace(base, **{k: v for k, v in changes.items() if v is not None})
 
 
 def pgd_evaluation(cfg: AttackConfig) -> Evaluation:
@@ -56,6 +66,7 @@ def attack_columns(cfg: AttackConfig) -> dict[str, Any]:
     """The protocol columns of a PGD row."""
     return {
         "attack": f"pgd-{cfg.norm}",
+        "norm": cfg.norm,
         "eps": cfg.eps,
         "eps_value": cfg.eps_value,
         "step_size": cfg.step_size,
@@ -72,17 +83,18 @@ class PGD20Suite(EvalSuite):
     board = BOARD
     accepts = ("eps", "steps", "step_size")
     flag_metrics: ClassVar[dict[str, str]] = {"ta": "clean", "ra": "pgd"}
+    base: ClassVar[AttackConfig] = PGD20_ATTACK
 
     def evaluations(self, options: EvalOptions) -> list[Evaluation]:
-        pgd = pgd_evaluation(pgd_attack(options))
+        pgd = pgd_evaluation(pgd_attack(options, self.base))
         return [CLEAN, pgd, *masking.cross_check_evaluations(pgd, options, sliced=True)]
 
     def transferable(self, options: EvalOptions) -> Evaluation:
-        return pgd_evaluation(pgd_attack(options))
+        return pgd_evaluation(pgd_attack(options, self.base))
 
     def rows(self, scorer: Scorer) -> Rows:
         options = scorer.options
-        cfg = pgd_attack(options)
+        cfg = pgd_attack(options, self.base)
         clean = scorer.flags(CLEAN).measured
         evaluation = pgd_evaluation(cfg)
         robust = scorer.flags(evaluation, keep_examples=options.keep_examples).measured
@@ -93,3 +105,15 @@ class PGD20Suite(EvalSuite):
         row.update(masking.check_columns(check))
         add_flags(row, masking.masking_flags(check, clean, robust))
         return {self.board.name: [row]}
+
+
+@EVAL_SUITES.register("pgd20-l2")
+class PGD20L2Suite(PGD20Suite):
+    """The same suite in the L2 threat model: eps 0.5, step 0.0625, Square L2 cross-check."""
+
+    name = "pgd20-l2"
+    order = 5
+    in_all = False  # `all` is the paper's L-inf protocol
+    description = "clean accuracy and L2 PGD-20 (eps 0.5, step 0.0625, random start)"
+    board = pgd_board("pgd20-l2")
+    base = PGD20_L2_ATTACK

@@ -91,6 +91,7 @@ def _attack_columns(name: str, options: dict[str, Any]) -> dict[str, Any]:
     eps = options.get("eps")
     return {
         "attack": f"torchattacks-{name}",
+        "norm": ("l2" if "L2" in name else "linf") if eps is not None else "",
         "eps": _fraction(eps),
         "eps_value": None if eps is None else float(eps),
         "step_size": _fraction(options.get("alpha")),

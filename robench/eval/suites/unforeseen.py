@@ -94,6 +94,7 @@ class UnforeseenSuite(EvalSuite):
         flags = {e.name: scorer.flags(e).measured for e in evaluations}
         columns = {
             "attack": "unforeseen-12 (Kang et al. 2019)",
+            "norm": "",
             "eps": CALIBRATION,
             "eps_value": None,
             "step_size": "kang2019-default",
