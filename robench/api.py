@@ -88,6 +88,7 @@ def evaluate(
     from robench.eval.own_targets import memory_target
     from robench.eval.suites import EvalOptions, Overrides, expand_suites
     from robench.leaderboard.board_set import BoardSet
+    from robench.runs.lock import folder_lock
     from robench.session import Session
 
     expand_suites(suite)  # an unknown suite fails before any data loads
@@ -116,7 +117,8 @@ def evaluate(
             model, name=name, data=data, data_dir=data_dir, n=n, state_root=root / STATE_FOLDER
         )
         evaluator = Evaluator(target, session.runtime, console, options)
-        produced = evaluator.run(suite)
+        with folder_lock(target.flag_dir, "the flag folder"):  # another process on the store
+            produced = evaluator.run(suite)
         flags = evaluator.flags_by_name()
     boards = {schema.name: pd.DataFrame(rows) for schema, rows in produced}
     if store is not None:

@@ -142,3 +142,16 @@ def test_cli_refuses_a_bridge_without_its_suite(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "eval", str(tmp_path), "--suite", "torchattacks",
                            "--attack", "CW", "--attack-option", "steps")  # fmt: skip
     assert_one_line_error(code, err, "must look like KEY=VALUE")
+
+
+def test_a_store_in_use_by_another_evaluation_is_refused(folder, tmp_path):
+    from robench.eval.own_targets import memory_target
+    from robench.runs.lock import folder_lock
+
+    store = tmp_path / "boards"
+    target = memory_target(ColourNet(), data="imagefolder", data_dir=folder, n=40,
+                           state_root=store / ".eval-state")  # fmt: skip
+    with folder_lock(target.flag_dir, "the flag folder"), pytest.raises(RobenchError, match="PID"):
+        _evaluate(ColourNet(), folder, store=store)
+    assert not (store / "pgd20.csv").exists()  # nothing half-written
+    assert len(_evaluate(ColourNet(), folder, store=store).rows) == 1  # free again: it runs
