@@ -39,6 +39,20 @@ def model_mode(model: nn.Module, train: bool) -> Iterator[None]:
             module.training = was_training
 
 
+def generator_seed(generator: torch.Generator | None) -> int:
+    """A seed for a third-party attack that seeds itself, from the batch's generator."""
+    return 0 if generator is None else generator.initial_seed() % (2**31)
+
+
+@contextlib.contextmanager
+def own_global_rng(x: torch.Tensor) -> Iterator[None]:
+    """torch's global random state (on x's device too) restored after the block: for
+    third-party attacks (pyautoattack, torchattacks) that draw from or reseed it."""
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
 def input_gradients(value: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     """d value / d each input; zeros for an input the value does not depend on through
     autograd (a model that detaches its input). The attack then cannot move, which is the

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from robench.attacks.autoattack import AutocastLogits
+from robench.attacks.base import generator_seed, own_global_rng
 from robench.attacks.norm_ball import NormBallAttack
 from robench.attacks.registry import ATTACKS
 from robench.errors import ConfigError
@@ -63,7 +64,7 @@ class Square(NormBallAttack):
 
         if self.eps == 0 or len(x) == 0:
             return x.clone()
-        seed = 0 if generator is None else generator.initial_seed() % (2**31)
+        seed = generator_seed(generator)
         wrapped = AutocastLogits(model, lambda: self._autocast(x)).eval()
         attack = SquareAttack(
             wrapped,
@@ -76,7 +77,6 @@ class Square(NormBallAttack):
             loss="margin",
             device=x.device,
         )
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with own_global_rng(x), torch.no_grad():
             x_adv = attack.perturb(x.contiguous(), y)
         return x_adv.to(x.dtype)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from robench.attacks.autoattack import AutocastLogits
-from robench.attacks.base import Attack
+from robench.attacks.base import Attack, generator_seed, own_global_rng
 from robench.attacks.registry import ATTACKS
 from robench.errors import ConfigError
 
@@ -82,11 +82,9 @@ class TorchattacksAttack(Attack):
     ) -> torch.Tensor:
         if len(x) == 0:
             return x.clone()
-        seed = 0 if generator is None else generator.initial_seed() % (2**31)
         wrapped = AutocastLogits(model, lambda: self._autocast(x)).eval()
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+        with own_global_rng(x):
+            torch.manual_seed(generator_seed(generator))
             attack = self.cls(wrapped, **self.options)
             return attack(x, y).detach().to(x.dtype)
 
