@@ -28,6 +28,7 @@ from robench.errors import ConfigError, RobenchError
 from robench.flags import Flags
 from robench.stats.intervals import Interval, interval_from_flags
 
+ZOO_PREFIX = "robustbench:"
 STATE_FOLDER = ".eval-state"  # as `robench eval --leaderboard-dir` keeps it
 
 
@@ -79,7 +80,8 @@ def evaluate(
     `store=DIR` keeps the flags resumable in DIR/.eval-state and upserts the rows into the
     boards in DIR (as `robench eval --leaderboard-dir DIR`); without it nothing is written
     that outlives the call. `overrides` are the suite's attack settings: eps, steps,
-    step_size (eps as a float, 8 / 255, or a fraction string, "8/255"). With
+    step_size (eps as a float, 8 / 255, or a fraction string, "8/255"), and norm ("l2":
+    the L2 threat model, eps 0.5 unless given). With
     suite="torchattacks", `attack` names a torchattacks class and `attack_options` its
     options: `evaluate(model, "torchattacks", attack="CW", attack_options={"steps": 50})`.
     """
@@ -87,18 +89,19 @@ def evaluate(
     from robench.eval.evaluator import Evaluator
     from robench.eval.own_targets import memory_target
     from robench.eval.suites import EvalOptions, Overrides, expand_suites
+    from robench.eval.suites.base import OVERRIDES
     from robench.leaderboard.board_set import BoardSet
     from robench.runs.lock import folder_lock
     from robench.session import Session
 
     expand_suites(suite)  # an unknown suite fails before any data loads
-    unknown = sorted(set(overrides) - {"eps", "steps", "step_size"})
+    unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: use eps, steps, step_size")
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}: use {', '.join(OVERRIDES)}")
     options = EvalOptions(
         seed=seed,
         overrides=Overrides(
-            **{k: _fraction(v) if k != "steps" else v for k, v in overrides.items()}
+            **{k: _fraction(v) if k in ("eps", "step_size") else v for k, v in overrides.items()}
         ),
         batch_size=batch_size,
         precision=precision,
@@ -157,12 +160,16 @@ def attack(
 
 def load(source: str | Path, checkpoint: str = "best_ta") -> nn.Module:
     """A ready model (eval mode, CPU): an exported folder (`robench export`), a Hub id
-    (`hf-hub:ORG/NAME[@REV]`), or a trained run directory (its `checkpoint`). An export made
-    with --trunk-only gives the trunk."""
+    (`hf-hub:ORG/NAME[@REV]`), a RobustBench zoo model (`robustbench:NAME`, or
+    `robustbench:L2/NAME`; its checkpoint in robench's cache, downloaded where the network
+    allows), or a trained run directory (its `checkpoint`). An export made with --trunk-only
+    gives the trunk."""
     from robench.artifacts.hub import HUB_PREFIX, is_artifact, load_artifact, resolve
     from robench.runs import open_run_dir
     from robench.runs.checkpoint import load_model_checkpoint
 
+    if str(source).startswith(ZOO_PREFIX):
+        return _zoo_model(str(source)[len(ZOO_PREFIX) :])
     if str(source).startswith(HUB_PREFIX) or is_artifact(Path(source)):
         return load_artifact(resolve(source))
     if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
@@ -172,6 +179,14 @@ def load(source: str | Path, checkpoint: str = "best_ta") -> nn.Module:
     run = open_run_dir(Path(source))
     model, _ = load_model_checkpoint(run.checkpoint(checkpoint))
     return model.eval()
+
+
+def _zoo_model(text: str) -> nn.Module:
+    from robench.data.cache import cache_root
+    from robench.models.robustbench_zoo import load_zoo_model
+
+    threat_model, _, name = text.rpartition("/")
+    return load_zoo_model(name, threat_model or "Linf", cache_root() / "robustbench").model
 
 
 def _fraction(value: Any) -> str:

@@ -111,9 +111,24 @@ PROVENANCE = (
         "and the flag pointers; a board without this column is version 1",
     ),
 )
+# A model's own published numbers beside robench's (a RobustBench zoo model's; else empty).
+PUBLISHED = (
+    Column(
+        "published_ta",
+        "float64",
+        "the model's published clean accuracy, % (RobustBench's, for a zoo model; else empty)",
+    ),
+    Column("published_aa", "float64", "its published AutoAttack robust accuracy, %"),
+    Column(
+        "published_source",
+        "string",
+        "where the published numbers come from, e.g. RobustBench model_info @ 78fcc9e",
+    ),
+)
 SCHEMA_VERSION = 2
-# Columns whose absence says their value: a board without `norm` is L-inf (it came before L2).
-IMPLIED = ("norm",)
+# Columns whose absence says their value: a board without `norm` is L-inf (it came before L2);
+# one without the published columns holds no model with published numbers.
+IMPLIED = ("norm", *(c.name for c in PUBLISHED))
 # The columns version 2 added: a version-1 board lacks them and still validates.
 V2_PROVENANCE = ("precision", "torch_version", "schema_version", "norm")
 # ... and those added while version 1 was current (the model identity, the masking

@@ -22,6 +22,8 @@ SCENARIOS = {
     "P1": "no pretraining",
     "P2": "standard self-supervised pretraining",
     "P3": "adversarial self-supervised pretraining",
+    "PS": "self-supervised pretraining on Gaussian-noised images",
+    "PT": "the trunk of another robench model",
     "F1": "partial standard fine-tuning",
     "F2": "partial adversarial fine-tuning",
     "F3": "full standard fine-tuning",
@@ -74,7 +76,7 @@ def _body(config: dict[str, Any], rows: dict[str, pd.DataFrame]) -> str:
     from robench.report.page import board_markdown
 
     scenario = str(config["scenario"])
-    what = ", ".join(SCENARIOS.get(part, part) for part in (scenario[:2], scenario[2:]))
+    what = ", ".join(SCENARIOS.get(p, p) for p in (scenario[:2], scenario[2:]) if p)
     kind = "trunk (stem and stages 1-3) " if config["trunk_only"] else ""
     lines = [
         f"# {config['name']}",

@@ -7,6 +7,9 @@
     DIR/README.md           a model card: the Hub's YAML front matter (library, tags, data set,
                             the board numbers as model-index metrics) and the board rows
 
+A pretraining run (`OUT/pretrain/NAME`) exports its trunk: the paper's "general-purpose robust
+pretrained model", which a suite fine-tunes from with `pretrain = "trunk:DIR"`.
+
 The numbers in the card come from the boards that hold this run's rows (its `model_id`):
 `--leaderboard-dir`, else the reproduction's `leaderboards/` beside `runs/`. A model card
 never carries a number its boards do not.
@@ -14,6 +17,7 @@ never carries a number its boards do not.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -47,23 +51,74 @@ def export_run(
     check_output_dir(out, "--out")
     run = open_run_dir(run_dir)
     record = run.read_record()
+    if record.kind == "pretrain":
+        return _export_pretraining(run, record, out)
     spec = record.run
     tensors, meta = load_checkpoint(run.checkpoint(checkpoint))
     keep = MODEL_PREFIX + "trunk." if trunk_only else MODEL_PREFIX
     weights = {k: v for k, v in tensors.items() if k.startswith(keep)}
     config = {
-        "format": ARTIFACT_FORMAT,
-        "name": spec.name,
-        "architecture": meta.get("architecture"),
-        "num_classes": meta.get("num_classes", 10),
-        "trunk_only": trunk_only,
-        "normalization": {"mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD), "inside": True},
-        "input_range": [0.0, 1.0],
+        **_config_head(spec.name, meta, trunk_only),
         "pretext": spec.pretext,
         "scenario": spec.scenario,
         "checkpoint": checkpoint,
         "epoch": meta.get("epoch"),
         "protocol": spec.to_dict()["protocol"],
+        **_config_tail(record, meta),
+    }
+    rows = _board_rows(run_model_id(run.path, record), _boards_folder(run.path, leaderboard_dir))
+    return _write_folder(out, weights, {**meta, "trunk_only": trunk_only}, config, rows)
+
+
+def _export_pretraining(run: Any, record: Any, out: Path) -> Path:
+    """A pretraining run's trunk (its task heads stay behind: fine-tuning never takes them)."""
+    from robench.runs.checkpoint import MODEL_PREFIX, load_checkpoint
+
+    spec = record.spec
+    tensors, meta = load_checkpoint(run.path / "trunk")
+    weights = {MODEL_PREFIX + k: v for k, v in tensors.items()}  # the layout of --trunk-only
+    meta = {**meta, "num_classes": len(record.data.classes) or 10}
+    config = {
+        **_config_head(spec.name, meta, True),
+        "pretext": spec.task,
+        "scenario": spec.scenario,
+        "checkpoint": "trunk",
+        "epoch": meta.get("epoch"),
+        "protocol": dataclasses.asdict(spec.protocol),
+        **_config_tail(record, meta),
+    }
+    return _write_folder(out, weights, {**meta, "trunk_only": True}, config, {})
+
+
+def _write_folder(
+    out: Path,
+    weights: dict[str, Any],
+    meta: dict[str, Any],
+    config: dict[str, Any],
+    rows: dict[str, pd.DataFrame],
+) -> Path:
+    card = model_card(config, rows)  # before anything is written: no half-made folder
+    out.mkdir(parents=True, exist_ok=True)
+    _write_weights(out / WEIGHTS, weights, meta)
+    write_json_atomic(out / "config.json", config)
+    write_text_atomic(out / "README.md", card)
+    return out
+
+
+def _config_head(name: str, meta: dict[str, Any], trunk_only: bool) -> dict[str, Any]:
+    return {
+        "format": ARTIFACT_FORMAT,
+        "name": name,
+        "architecture": meta.get("architecture"),
+        "num_classes": meta.get("num_classes", 10),
+        "trunk_only": trunk_only,
+        "normalization": {"mean": list(CIFAR10_MEAN), "std": list(CIFAR10_STD), "inside": True},
+        "input_range": [0.0, 1.0],
+    }
+
+
+def _config_tail(record: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
         "data": record.to_json()["data"],
         "provenance": {
             "git_revision": meta.get("git_revision"),
@@ -72,13 +127,6 @@ def export_run(
         },
         "robench_version": robench.__version__,
     }
-    rows = _board_rows(run_model_id(run.path, record), _boards_folder(run.path, leaderboard_dir))
-    card = model_card(config, rows)  # before anything is written: no half-made folder
-    out.mkdir(parents=True, exist_ok=True)
-    _write_weights(out / WEIGHTS, weights, {**meta, "trunk_only": trunk_only})
-    write_json_atomic(out / "config.json", config)
-    write_text_atomic(out / "README.md", card)
-    return out
 
 
 def _write_weights(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:

@@ -4,6 +4,10 @@
 (`$HF_HUB_CACHE`, default ~/.cache/huggingface/hub) is used as it is, without the network;
 otherwise it is downloaded where the network allows, and where it does not, one line says
 what to do. Loading checks every key and shape, like every robench checkpoint.
+
+A suite fine-tunes from an exported trunk with `pretrain = "trunk:PATH_OR_ID"`: `describe_trunk`
+says what it is when the suite is read (recorded in the run), `trunk_state` hands the training
+stage its tensors, checked against what was recorded.
 """
 
 from __future__ import annotations
@@ -86,3 +90,49 @@ def load_artifact(folder: Path) -> nn.Module:
     check_state_matches(model.trunk.state_dict(), state, str(stem.with_suffix(".safetensors")))
     model.trunk.load_state_dict(state, strict=True)
     return model.trunk.eval()
+
+
+def describe_trunk(source: str, base_dir: Path) -> dict[str, str]:
+    """What an exported model's trunk is: source (a relative folder is taken from `base_dir`,
+    the suite's folder), pretext, origin (the scenario it came from), architecture, and the
+    SHA-256 of its weights file."""
+    from robench.runs.identity import file_sha256
+
+    if not source.startswith(HUB_PREFIX):
+        path = Path(source).expanduser()
+        source = str(path if path.is_absolute() else (base_dir / path).resolve())
+    folder = resolve(source)
+    config = json.loads((folder / "config.json").read_text())
+    return {
+        "source": source,
+        "pretext": str(config.get("pretext")),
+        "origin": str(config.get("scenario")),
+        "architecture": str(config.get("architecture")),
+        "weights_sha256": file_sha256(folder / "model.safetensors"),
+    }
+
+
+def trunk_state(source: str, architecture: str, weights_sha256: str) -> dict:
+    """The trunk tensors of an exported model (whole or --trunk-only), keyed as the trunk's
+    state dict; refused if the weights are not the ones the run recorded or not `architecture`.
+    """
+    from robench.runs.checkpoint import MODEL_PREFIX, load_checkpoint
+    from robench.runs.identity import file_sha256
+
+    folder = resolve(source)
+    weights = folder / "model.safetensors"
+    if file_sha256(weights) != weights_sha256:
+        raise CheckpointError(
+            f"{weights} is not the trunk this run recorded (its SHA-256 changed): train the "
+            "run again under a new name, or restore that file"
+        )
+    tensors, meta = load_checkpoint(folder / "model")
+    if meta.get("architecture") != architecture:
+        raise CheckpointError(
+            f"{source}: a trunk of {meta.get('architecture')!r}, the run is {architecture!r}"
+        )
+    prefix = MODEL_PREFIX + "trunk."
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{source}: holds no trunk weights (no '{prefix}*' keys)")
+    return state

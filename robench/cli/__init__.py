@@ -1,6 +1,6 @@
 """The `robench` command line: common.py (app, consoles, options), commands.py (train, eval,
 reproduce, quickstart, transfer-matrix), analysis.py (compare, claims), share.py (export,
-push), tools.py (plot, leaderboard, list, corruptions)."""
+push), tools.py (plot, leaderboard, list, corruptions), zoo.py (leaderboard robustbench)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from robench.cli import analysis as _analysis  # noqa: F401  (registers the comm
 from robench.cli import commands as _commands  # noqa: F401
 from robench.cli import share as _share  # noqa: F401
 from robench.cli import tools as _tools  # noqa: F401
+from robench.cli import zoo as _zoo  # noqa: F401
 from robench.cli.common import app, console, err_console, state
 from robench.errors import RobenchError
 

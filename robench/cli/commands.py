@@ -73,11 +73,24 @@ def eval_(
     weights: Annotated[
         Path | None, typer.Option(help="State dict for --model (.pt/.pth or .safetensors).")
     ] = None,
-    data: Annotated[str, typer.Option(help="Data source for --model.")] = "cifar10",
+    robustbench: Annotated[
+        str | None, typer.Option(help="A RobustBench zoo model, e.g. Carmon2019Unlabeled.")
+    ] = None,
+    threat_model: Annotated[
+        str, typer.Option(help="--robustbench: the zoo's threat model, Linf or L2.")
+    ] = "Linf",
+    robustbench_dir: Annotated[
+        Path | None,
+        typer.Option(help="--robustbench: its checkpoints' folder (default: robench's cache)."),
+    ] = None,
+    data: Annotated[str, typer.Option(help="Data source for --model/--robustbench.")] = "cifar10",
     eps: Annotated[str | None, typer.Option(help="Override the attack eps, e.g. 4/255.")] = None,
     steps: Annotated[int | None, typer.Option(help="Override the attack steps.")] = None,
     step_size: Annotated[
         str | None, typer.Option(help="Override the PGD step size, e.g. 1/255.")
+    ] = None,
+    norm: Annotated[
+        str | None, typer.Option(help="Threat model: linf or l2 (its default eps unless --eps).")
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size.")] = None,
     corruptions_dir: Annotated[
@@ -109,7 +122,8 @@ def eval_(
     data_dir: DataDir = None,
     device: Device = "auto",
 ) -> None:
-    """Evaluate runs, an ensemble of runs, or your own model; upsert rows into the boards."""
+    """Evaluate runs, an ensemble of runs, your own model or a RobustBench zoo model; upsert
+    rows into the boards."""
     from robench.eval.request import EvalRequest
     from robench.workflow import evaluate_request
 
@@ -124,10 +138,14 @@ def eval_(
         name=name,
         model=model,
         weights=weights,
+        robustbench=robustbench,
+        threat_model=threat_model,
+        robustbench_dir=robustbench_dir,
         data=data,
         eps=eps,
         steps=steps,
         step_size=step_size,
+        norm=norm,
         batch_size=batch_size,
         corruptions_dir=corruptions_dir,
         allow_randomized=allow_randomized,

@@ -42,7 +42,7 @@ def plot(
 def leaderboard_show(csv: Annotated[Path, typer.Argument(help="A leaderboard CSV.")]) -> None:
     """Print a leaderboard as a table."""
     from robench.leaderboard import board_table, read_board
-    from robench.leaderboard.render import metrics_table, plain
+    from robench.leaderboard.render import columns_table, metrics_table, plain
     from robench.leaderboard.schema import schema_for
     from robench.leaderboard.table3 import table3_rich
 
@@ -54,6 +54,8 @@ def leaderboard_show(csv: Annotated[Path, typer.Argument(help="A leaderboard CSV
         console.print(table3_rich(board, title))
     elif schema is not None and schema.display == "metrics":  # a wide board, on its side
         console.print(metrics_table(board, schema.display_metrics, title))
+    elif schema is not None and "run" not in schema.names:  # reference rows, no runs
+        console.print(columns_table(board, list(schema.shown or schema.names), title))
     else:
         console.print(board_table(board, title))
 
@@ -76,7 +78,12 @@ def leaderboard_validate(
             failed += 1
             console.print(f"[red]invalid[/red] {escape(f'{csv} ({name}): ' + '; '.join(problems))}")
         else:
-            old = "" if "schema_version" in read_raw(csv).columns else ", format version 1"
+            versioned = schema is not None and "schema_version" in schema.names
+            old = (
+                ""
+                if not versioned or "schema_version" in read_raw(csv).columns
+                else ", format version 1"
+            )
             console.print(f"[green]valid[/green] {escape(f'{csv} ({name}{old})')}")
     if failed:
         raise typer.Exit(1)

@@ -27,6 +27,7 @@ FINETUNE_SCENARIOS = {
 PRETRAIN_MODES = {"std": "P2", "adv": "P3", "smooth": "PS"}
 ENSEMBLE = "ensemble"  # the pseudo-task: every task of `ensemble_tasks` on one shared trunk
 PAPER_PRETEXTS = ("selfie", "rotation", "jigsaw")  # the single tasks of the paper's Table 3
+TRUNK_MODE = "trunk"  # pretrain = "trunk:PATH_OR_ID": an exported model's trunk (robench export)
 DERIVED_KEYS = ("pretext", "scenario")  # recorded in a run's to_dict() for readers; not inputs
 
 
@@ -65,6 +66,24 @@ class PretrainSpec:
 
 
 @dataclass(frozen=True)
+class TrunkSource:
+    """An exported trunk a run fine-tunes from (`pretrain = "trunk:PATH_OR_ID"`), as found when
+    the suite was read; its weights' hash is checked again when the trunk is loaded."""
+
+    source: str  # an absolute folder, or hf-hub:ORG/NAME[@REV]
+    pretext: str
+    origin: str  # the scenario of the run it was exported from: P2/P3/PS, or e.g. P3F4
+    architecture: str
+    weights_sha256: str
+
+    @property
+    def scenario(self) -> str:
+        """The scenario's pretraining half: a pretraining's own (P2, P3, PS); PT for the trunk
+        of a fine-tuned model, which no scenario of the paper's Table 2 names."""
+        return self.origin if self.origin in PRETRAIN_MODES.values() else "PT"
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One fine-tuning (or end-to-end, P1) run."""
 
@@ -73,13 +92,18 @@ class RunSpec:
     finetune: Finetune
     protocol: Protocol
     pretraining: PretrainSpec | None = None
+    trunk: TrunkSource | None = None  # pretrain = "trunk:...": the exported trunk
 
     @property
     def pretext(self) -> str:
+        if self.trunk is not None:
+            return self.trunk.pretext
         return "none" if self.pretrain == "none" else self.pretrain.split(":", 1)[1]
 
     @property
     def scenario(self) -> str:
+        if self.trunk is not None:
+            return f"{self.trunk.scenario}{self.finetune}"
         mode = self.pretrain.split(":", 1)[0]
         return f"{PRETRAIN_MODES.get(mode, 'P1')}{self.finetune}"
 
@@ -92,7 +116,7 @@ class RunSpec:
         return FINETUNE_SCENARIOS[self.finetune][0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "pretrain": self.pretrain,
             "pretraining": None if self.pretraining is None else self.pretraining.to_dict(),
@@ -101,6 +125,9 @@ class RunSpec:
             "scenario": self.scenario,
             "protocol": dataclasses.asdict(self.protocol),
         }
+        if self.trunk is not None:  # records of other runs stay as they were
+            out["trunk"] = dataclasses.asdict(self.trunk)
+        return out
 
     @property
     def is_table3_cell(self) -> bool:
@@ -110,7 +137,7 @@ class RunSpec:
         pretraining, the auxiliary-head baseline) would otherwise land in a Table 3 cell they
         do not belong to (and in the Table 4 transfer matrix).
         """
-        if self.protocol.auxiliary is not None:
+        if self.protocol.auxiliary is not None or self.trunk is not None:
             return False
         if self.pretraining is None:
             return True

@@ -21,6 +21,8 @@ A run with pretrain = "<mode>:<task>" starts from the pretraining run named by i
 Modes: std (P2), adv (P3), smooth (PS: Gaussian-noise pretraining, the paper's Table 8).
 The task may be "ensemble": the tasks of `ensemble_tasks` pretrain one shared trunk together
 (paper Sec. 3.3, Table 5), with the diversity regulariser weighted by `diversity`.
+A run with pretrain = "trunk:<folder or hf-hub:ORG/NAME[@REV]>" starts from an exported model's
+trunk (`robench export`), checked key by key like a pretraining's.
 Everything is validated when the file is read, so a typo fails in a second, not after an hour.
 """
 
@@ -37,14 +39,16 @@ from robench.config.specs import (
     ENSEMBLE,
     FINETUNE_SCENARIOS,
     PRETRAIN_MODES,
+    TRUNK_MODE,
     PretrainSpec,
     RunSpec,
     Suite,
+    TrunkSource,
 )
 from robench.config.tables import parse_tables
 from robench.config.tasks import check_task, check_task_options
 from robench.config.typed import build, merge
-from robench.errors import ConfigError
+from robench.errors import ConfigError, RobenchError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -176,6 +180,11 @@ def _build_run(
         raise ConfigError(
             f"{at}.auxiliary: the one-shot baseline trains end to end (pretrain = 'none')"
         )
+    if str(pretrain).startswith(TRUNK_MODE + ":"):
+        if pretraining_name is not None:
+            raise ConfigError(f"{at}.pretraining: a run with pretrain = 'trunk:...' has none")
+        trunk = _trunk_source(str(pretrain)[len(TRUNK_MODE) + 1 :], run_protocol.model, at, where)
+        return RunSpec(name, str(pretrain), finetune, run_protocol, trunk=trunk)
     mode, task = _parse_pretrain(pretrain, at)
     spec = _pretraining(
         pretraining_name or f"{mode}-{task}", mode, task, pretrain_base, declared, protocol, where
@@ -193,12 +202,31 @@ def _build_run(
     return RunSpec(name, f"{mode}:{task}", finetune, run_protocol, spec)
 
 
+def _trunk_source(source: str, model: str, at: str, where: str) -> TrunkSource:
+    """The exported trunk named by `pretrain = "trunk:SOURCE"`: a folder (relative to the suite
+    file's) or hf-hub:ORG/NAME[@REV], read now so that a wrong one fails before training."""
+    from robench.artifacts.hub import describe_trunk  # reads a folder or the Hub cache
+
+    if not source:
+        raise ConfigError(f"{at}.pretrain: 'trunk:' needs a folder or hf-hub:ORG/NAME after it")
+    try:
+        trunk = TrunkSource(**describe_trunk(source, Path(where).parent))
+    except RobenchError as exc:
+        raise ConfigError(f"{at}.pretrain: {exc}") from None
+    if trunk.architecture != model:
+        raise ConfigError(
+            f"{at}: the model {model!r} cannot inherit the trunk of {source} "
+            f"({trunk.architecture!r})"
+        )
+    return trunk
+
+
 def _parse_pretrain(pretrain: Any, at: str) -> tuple[str, str]:
     mode, _, task = str(pretrain).partition(":")
     if mode not in PRETRAIN_MODES or not task:
         raise ConfigError(
-            f"{at}.pretrain: expected 'none', 'std:<task>', 'adv:<task>' or 'smooth:<task>', "
-            f"got {pretrain!r}"
+            f"{at}.pretrain: expected 'none', 'std:<task>', 'adv:<task>', 'smooth:<task>' or "
+            f"'trunk:<folder or hf-hub:ORG/NAME>', got {pretrain!r}"
         )
     check_task(task, f"{at}.pretrain", allow_ensemble=True)
     return mode, task

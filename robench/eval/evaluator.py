@@ -103,7 +103,7 @@ class Evaluator:
                 seconds = time.perf_counter() - start
                 for row in rows[suite.board.name]:
                     row["eval_seconds"] = seconds
-                complete_rows(suite, rows, self._files)
+                complete_rows(suite, rows, self._files, self.target.published)
                 out += [(board, rows[board.name]) for board in suite.boards]
         finally:
             self.options = base

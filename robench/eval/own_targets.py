@@ -1,9 +1,11 @@
-"""Your own model as an evaluation target: from `FILE.py:FACTORY` plus weights, or in memory.
+"""Models from elsewhere as evaluation targets: `FILE.py:FACTORY` plus weights, a model in
+memory, or a RobustBench zoo model (through the `robustbench` extra, robench/models/).
 
 Both are identified by what they compute with: the weights' tensors (the row's `model_id`),
 together with the model code's file (`--model`) or its class (`robench.evaluate`), which key
 the stored flags; so the same weights again resume and reuse their flags, and other weights
-under the same name are another row.
+under the same name are another row. A zoo model's rows carry RobustBench's published clean
+and AutoAttack accuracy beside robench's (robench/models/robustbench_published.py).
 """
 
 from __future__ import annotations
@@ -94,6 +96,55 @@ def memory_target(
     )
 
 
+def robustbench_target(
+    name: str,
+    threat_model: str = "Linf",
+    *,
+    data: str = "cifar10",
+    data_dir: str | Path | None = None,
+    n: int | None = None,
+    state_root: Path,
+    model_dir: Path | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> EvalTarget:
+    """A CIFAR-10 zoo model, its checkpoint in `model_dir` (default: robench's cache folder
+    robustbench/, in robustbench's layout), named robustbench/<threat model>/<name>."""
+    from robench.data.cache import cache_root
+    from robench.models.robustbench_published import published
+    from robench.models.robustbench_zoo import load_zoo_model
+
+    zoo = load_zoo_model(name, threat_model, model_dir or cache_root() / "robustbench")
+    test, info = load_test(data, data_dir, n=n)
+    weights_hash = tensors_sha256(zoo.model.state_dict())
+    identity = ("robustbench", zoo.robustbench_version, threat_model, name, weights_hash)
+    target = _own_model_target(
+        zoo.model,
+        check_row_name(f"robustbench/{threat_model}/{name}", "--robustbench"),
+        test,
+        info,
+        architecture=f"robustbench:{threat_model}/{name}",
+        checkpoint=zoo.checkpoint.name,
+        source=str(zoo.checkpoint),
+        model_hash=combined_sha256(identity),
+        weights_hash=weights_hash,
+        flag_root=state_root / "robustbench",
+        batch_size=batch_size,
+        kind="robustbench",
+    )
+    if zoo.kept_constants:
+        target.notes.append(
+            f"{zoo.checkpoint} lacks {', '.join(zoo.kept_constants)}: kept the constructor's"
+        )
+    entry = published(name, threat_model)
+    if entry is not None:
+        target.published = {
+            "published_ta": entry["clean_acc"],
+            "published_aa": entry["autoattack_acc"],
+            "published_source": entry["source"],
+        }
+    return target
+
+
 def _own_model_target(
     model: nn.Module,
     name: str,
@@ -107,8 +158,9 @@ def _own_model_target(
     weights_hash: str,
     flag_root: Path,
     batch_size: int,
+    kind: str = "external",
 ) -> EvalTarget:
-    """A researcher's own model (from files or from memory): its identity columns and flags."""
+    """A model from elsewhere (files, memory, a zoo): its identity columns and flags."""
     return EvalTarget(
         name=name,
         model=model,
@@ -116,8 +168,8 @@ def _own_model_target(
         data_info=info,
         identity={
             "run": name,
-            "pretext": "external",
-            "scenario": "external",
+            "pretext": kind,
+            "scenario": kind,
             "model": architecture,
             "checkpoint": checkpoint,
             "epochs_to_best": None,

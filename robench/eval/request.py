@@ -1,8 +1,9 @@
 """What `robench eval` was asked, as one typed, validated request (the CLI only fills it in).
 
 The rules live here, not in the command line, so a Python caller gets the same checks and the
-same one-line errors: which kind of target (run directories, an ensemble of them, or your own
-`FILE.py:FACTORY` model), which suite, which overrides, and what each combination forbids.
+same one-line errors: which kind of target (run directories, an ensemble of them, your own
+`FILE.py:FACTORY` model, or a RobustBench zoo model), which suite, which overrides, and what
+each combination forbids.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from robench.config import CrossCheckConfig
 from robench.config.choices import CheckpointName, choices
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError, RobenchError
-from robench.eval.own_targets import external_target
+from robench.eval.own_targets import external_target, robustbench_target
 from robench.eval.suites import EvalOptions, Overrides, expand_suites
 from robench.eval.targets import EvalTarget, ensemble_target, run_target
 from robench.runtime import check_precision
@@ -38,10 +39,14 @@ class EvalRequest:
     name: str | None = None  # the row name of an ensemble or an external model
     model: str | None = None  # FILE.py:FACTORY
     weights: Path | None = None
+    robustbench: str | None = None  # a RobustBench zoo model's name
+    threat_model: str = "Linf"  # ... and its threat model (Linf or L2)
+    robustbench_dir: Path | None = None  # where its checkpoint is (default: robench's cache)
     data: str = "cifar10"  # the data source of an external model
     eps: str | None = None
     steps: int | None = None
     step_size: str | None = None
+    norm: str | None = None  # the threat model of the attack: linf or l2
     batch_size: int | None = None
     corruptions_dir: Path | None = None
     allow_randomized: bool = False
@@ -72,10 +77,17 @@ class EvalRequest:
             raise RobenchError(f"--batch-size must be >= 1, got {self.batch_size}")
         if (self.model is None) != (self.weights is None):
             raise RobenchError("--model FILE.py:FACTORY and --weights FILE go together")
-        if self.model is None and not self.run_dirs:
-            raise RobenchError("give run directories to evaluate, or --model and --weights")
-        if self.model is not None and self.run_dirs:
-            raise RobenchError("evaluate either run directories or one --model, not both")
+        kinds = [bool(self.run_dirs), self.model is not None, self.robustbench is not None]
+        if sum(kinds) == 0:
+            raise RobenchError(
+                "give run directories to evaluate, --model and --weights, or --robustbench NAME"
+            )
+        if sum(kinds) > 1:
+            raise RobenchError(
+                "evaluate one kind of model: run directories, --model, or --robustbench"
+            )
+        if self.threat_model not in ("Linf", "L2"):
+            raise RobenchError(f"--threat-model {self.threat_model!r} must be Linf or L2")
         if self.ensemble and len(self.run_dirs) < 2:
             raise RobenchError("--ensemble needs at least two run directories")
         if self.corruptions_dir is not None and not self.corruptions_dir.is_dir():
@@ -97,7 +109,9 @@ class EvalRequest:
             bridge = (self.attack, parse_options(self.attack_options))
         return EvalOptions(
             seed=self.seed,
-            overrides=Overrides(eps=self.eps, steps=self.steps, step_size=self.step_size),
+            overrides=Overrides(
+                eps=self.eps, steps=self.steps, step_size=self.step_size, norm=self.norm
+            ),
             corruptions_dir=self.corruptions_dir,
             allow_randomized=self.allow_randomized,
             allow_training_mode=self.allow_training_mode,
@@ -109,7 +123,17 @@ class EvalRequest:
 
     def targets(self) -> Iterator[EvalTarget]:
         """The targets, loaded one at a time (a run's model is not held after its rows)."""
-        if self.model is not None:
+        if self.robustbench is not None:
+            yield robustbench_target(
+                self.robustbench,
+                self.threat_model,
+                data=self.data,
+                data_dir=self.data_dir,
+                n=self.n,
+                state_root=self.state_root,
+                model_dir=self.robustbench_dir,
+            )
+        elif self.model is not None:
             assert self.weights is not None
             yield external_target(
                 self.model,

@@ -39,6 +39,9 @@ class EvalTarget:
     notes: list[str] = field(default_factory=list)
     record: RunRecord | None = None  # a trained run's record (None: ensembles, your models)
     num_classes: int | None = None  # logits the model must give (None: the test set's classes)
+    # its own published numbers (columns.PUBLISHED: a RobustBench zoo model's), for the boards
+    # that show them beside robench's
+    published: dict[str, Any] = field(default_factory=dict)
 
     @property
     def logits_width(self) -> int:

@@ -24,6 +24,8 @@ RESULT_COLUMNS = (
     "aa_ra",
     "pgd20_ra",
     "worst_ra",
+    "published_ta",
+    "published_aa",
     "epochs_to_best",
     "flags",
 )
@@ -46,6 +48,10 @@ _TITLES = {
     "aa_ra": "AA %",
     "pgd20_ra": "PGD-20 %",
     "worst_ra": "worst %",
+    "published_ta": "published TA %",
+    "published_aa": "published AA %",
+    "clean_acc": "clean %",
+    "autoattack_acc": "AA %",
     "epochs_to_best": "epochs",
     "n_eval": "n",
     "precision": "precision",
@@ -54,7 +60,8 @@ _PERCENT = {"ta", "ra", "aa_ra", "pgd20_ra", "worst_ra"}
 MAX_NAME_WIDTH = 32
 FLAGGED = "bold red"  # a row whose sanity checks or cross-check found something
 FLAG_MARK = "\u26a0"  # its mark in the flags column; the flags themselves go under the table
-_NUMERIC = _PERCENT | {"epochs_to_best", "steps", "restarts", "n_eval", "seed"}
+_PUBLISHED = {"published_ta", "published_aa", "clean_acc", "autoattack_acc", "reported"}
+_NUMERIC = _PERCENT | _PUBLISHED | {"epochs_to_best", "steps", "restarts", "n_eval", "seed"}
 
 
 def row_estimate(row: pd.Series | dict, metric: str) -> str:
@@ -153,7 +160,7 @@ def _row_cell(row: pd.Series, column: str) -> str:
 def _cell(value: object, column: str) -> str:
     if value is pd.NA or value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
-    if column in _PERCENT and not isinstance(value, str):
+    if column in _PERCENT | _PUBLISHED and not isinstance(value, str):
         return f"{float(value):.2f}"
     return str(value)
 
@@ -180,6 +187,31 @@ def metrics_table(board: pd.DataFrame, metrics: tuple[str, ...], title: str) -> 
     return table
 
 
+def columns_table(board: pd.DataFrame, columns: list[str], title: str) -> Table:
+    """A board that is no evaluation's (RobustBench's published entries): its columns as they
+    are, best first by its last numeric column's order in `columns`."""
+    shared = {c: board[c].iloc[0] for c in columns if len(board) > 1 and _uniform(board[c])}
+    caption = "  ".join(f"{c}={_cell(v, c)}" for c, v in shared.items())
+    columns = [c for c in columns if c not in shared]
+    table = Table(title=plain(title), caption=plain(caption) if caption else None)
+    table.header_style = "bold"
+    for column in columns:
+        numeric = column in _NUMERIC
+        widest = max((len(_cell(v, column)) for v in board[column]), default=0)
+        table.add_column(
+            _TITLES.get(column, column),
+            justify="right" if numeric else "left",
+            overflow="fold",  # a model's name is never cut
+            min_width=min(widest, MAX_NAME_WIDTH) if column == board.columns[0] else None,
+            no_wrap=numeric,
+        )
+    ranked = [c for c in columns if c in _PUBLISHED]
+    rows = board.sort_values(ranked[-1], ascending=False) if ranked else board
+    for _, row in rows.iterrows():
+        table.add_row(*(plain(_cell(row[c], c)) for c in columns))
+    return table
+
+
 def row_line(board: str, row: dict) -> Text:
     """One evaluated row as a line: the headline metrics, n, seconds and any flags."""
     parts = [f"TA {row_estimate(row, 'ta')}"]
@@ -187,6 +219,13 @@ def row_line(board: str, row: dict) -> Text:
     for key, label in (*labels, ("mean", "mean")):
         if key in row and row[key] is not None and not pd.isna(row[key]):
             parts.append(f"{label} {row_estimate(row, key)}")
+    published = [
+        f"{label} {float(row[key]):.2f}"
+        for key, label in (("published_ta", "TA"), ("published_aa", "AA"))
+        if row.get(key) is not None and not pd.isna(row[key])
+    ]
+    if published:
+        parts.append(f"[published: {', '.join(published)}]")
     flags = f"  FLAGGED: {row['flags']}" if row.get("flags") else ""
     return Text(
         f"{row['run']}: {'  '.join(parts)}  ({board}, n={row['n_eval']}, "

@@ -178,8 +178,34 @@ FIGURE3 = BoardSchema(
 
 PAPER_TABLES = (TABLE5, TABLE6, TABLE7, TABLE8)
 
+# RobustBench's published entries as reference rows (`robench leaderboard robustbench`).
+ROBUSTBENCH = BoardSchema(
+    name="robustbench",
+    columns=(
+        Column("model_name", "string", "the zoo's model name (robench eval --robustbench NAME)"),
+        Column("threat_model", "string", "Linf or L2"),
+        Column("dataset", "string", "the data set of the entry (cifar10)"),
+        Column("eps", "string", "the budget of the published AutoAttack number, e.g. 8/255"),
+        Column("clean_acc", "float64", "published clean accuracy on the CIFAR-10 test set, %"),
+        Column("autoattack_acc", "float64", "published AutoAttack robust accuracy, %"),
+        Column("reported", "float64", "the robust accuracy the paper itself reported, %"),
+        Column("architecture", "string", "the model's architecture"),
+        Column("venue", "string", "where the paper appeared"),
+        Column("paper", "string", "the paper's title"),
+        Column("link", "string", "the paper's address"),
+        Column("additional_data", "boolean", "trained with data beyond CIFAR-10's training set"),
+        Column("number_forward_passes", "Int64", "forward passes per prediction"),
+        Column("unreliable", "boolean", "RobustBench marks the evaluation unreliable"),
+        Column("source", "string", "which RobustBench model_info the entry was read from"),
+    ),
+    key=("model_name", "threat_model", "dataset"),
+    metrics=("clean_acc", "autoattack_acc"),
+    percent=("clean_acc", "autoattack_acc", "reported"),
+    shown=("model_name", "threat_model", "clean_acc", "autoattack_acc", "architecture", "venue"),
+)
+
 SCHEMAS: dict[str, BoardSchema] = {
-    s.name: s for s in (*EVAL_BOARDS.values(), TABLE3, *PAPER_TABLES, FIGURE3)
+    s.name: s for s in (*EVAL_BOARDS.values(), TABLE3, *PAPER_TABLES, FIGURE3, ROBUSTBENCH)
 }
 
 

@@ -25,6 +25,7 @@ import torch
 
 from robench.attacks import build_attack
 from robench.config import RunSpec
+from robench.config.specs import TrunkSource
 from robench.data import BatchIterator, make_splits
 from robench.distributed import DistContext, current
 from robench.errors import ConfigError, RobenchError
@@ -260,6 +261,8 @@ class FinetuneJob:
 
 
 def _inherit_trunk(run: RunSpec, model: Classifier, out_dir: Path) -> dict[str, Any] | None:
+    if run.trunk is not None:
+        return _inherit_exported_trunk(run.trunk, model)
     if run.pretraining is None:
         return None
     source = RunDir(out_dir / PRETRAIN_FOLDER / run.pretraining.name)
@@ -277,4 +280,19 @@ def _inherit_trunk(run: RunSpec, model: Classifier, out_dir: Path) -> dict[str, 
         "trunk_sha256": file_sha256(stem.with_suffix(".safetensors")),
         "pretext": meta.get("pretext"),
         "epoch": meta.get("epoch"),
+    }
+
+
+def _inherit_exported_trunk(trunk: TrunkSource, model: Classifier) -> dict[str, Any]:
+    """The trunk of an exported model (`pretrain = "trunk:..."`), key by key and shape by shape."""
+    from robench.artifacts.hub import trunk_state
+
+    state = trunk_state(trunk.source, model.arch, trunk.weights_sha256)
+    ckpt.check_state_matches(model.trunk.state_dict(), state, trunk.source)
+    model.trunk.load_state_dict(state, strict=True)
+    return {
+        "source": trunk.source,
+        "trunk_sha256": trunk.weights_sha256,
+        "pretext": trunk.pretext,
+        "origin": trunk.origin,
     }

@@ -33,7 +33,7 @@ from robench.stats import wilson
 
 N = 40
 NAMES = EVAL_SUITES.names()
-OVERRIDE_VALUES: dict[str, Any] = {"eps": "4/255", "steps": 3, "step_size": "1/255"}
+OVERRIDE_VALUES: dict[str, Any] = {"eps": "4/255", "steps": 3, "step_size": "1/255", "norm": "l2"}
 # What a suite needs beyond the defaults to have evaluations at all (its own CLI options).
 NEEDS = {"torchattacks": {"bridge": ("PGD", (("eps", 8 / 255), ("steps", 2)))}}
 
@@ -224,3 +224,42 @@ def test_l2_suites_are_their_l_inf_suites_in_the_l2_ball():
     assert square.attack.name == "square" and square.attack.params["norm"] == "l2"
     row = get_eval_suite("pgd20").rows(FakeScorer(EvalOptions()))["pgd20"][0]
     assert row["norm"] == "linf"
+
+
+@pytest.mark.parametrize(
+    ("name", "attack", "eps"),
+    [("pgd20", "pgd", 0.5), ("autoattack", "autoattack", 0.5), ("pgd20-l2", "pgd", 8 / 255)],
+)
+def test_norm_switches_the_threat_model_and_its_default_budget(name, attack, eps):
+    suite = get_eval_suite(name)
+    other = "linf" if name.endswith("-l2") else "l2"
+    options = EvalOptions(overrides=Overrides(norm=other))
+    suite.check(options.overrides)
+    spec = next(e.attack for e in suite.evaluations(options) if e.name == attack)
+    assert spec.params.get("norm", "linf") == other
+    assert float(spec.params["eps"]) == pytest.approx(eps)
+    row = suite.rows(FakeScorer(options))[suite.board.name][0]
+    assert row["norm"] == other and row["overrides"] == f"norm={other}"
+    given = EvalOptions(overrides=Overrides(norm=other, eps="0.25"))
+    spec = next(e.attack for e in suite.evaluations(given) if e.name == attack)
+    assert float(spec.params["eps"]) == pytest.approx(0.25)  # --eps wins over the default
+
+
+def test_norm_is_refused_where_it_means_nothing():
+    with pytest.raises(ConfigError, match="must be one of linf, l2"):
+        Overrides(norm="l1")
+    for name in ("unforeseen", "corruptions"):
+        with pytest.raises(ConfigError):
+            get_eval_suite(name).check(Overrides(norm="l2"))
+
+
+def test_published_numbers_go_to_the_boards_that_show_them():
+    published = {"published_ta": 90.0, "published_aa": 50.0, "published_source": "snapshot"}
+    for name in NAMES:
+        suite = get_eval_suite(name)
+        rows = complete_rows(suite, suite.rows(FakeScorer(options(name))), {}, published)
+        row = rows[suite.board.name][0]
+        if name in ("pgd20", "autoattack", "pgd20-l2", "autoattack-l2"):
+            assert {k: row[k] for k in published} == published
+        else:
+            assert not set(published) & set(row)

@@ -3,7 +3,7 @@
 PGD-20 runs on the same images, so the row shows how much AutoAttack adds, and `worst_ra` is
 the per-example worst case of the two. AutoAttack carries its own gradient-free cross-check
 (Square, 5000 queries, on every point the gradient attacks left), so this suite runs no
-separate one; its masking warnings become aa_* flags. Only --eps applies: AutoAttack is
+separate one; its masking warnings become aa_* flags. Only --eps and --norm apply: AutoAttack is
 parameter-free, and its PGD-20 comparison keeps the default steps.
 """
 
@@ -12,7 +12,15 @@ from __future__ import annotations
 from typing import ClassVar
 
 from robench.attacks.autoattack import VERSION
-from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, BoardSchema, Column, eval_board
+from robench.columns import (
+    PROTOCOL_SHOWN,
+    PUBLISHED,
+    RUN_ROW_SHOWN,
+    TA,
+    BoardSchema,
+    Column,
+    eval_board,
+)
 from robench.config import AttackConfig, AttackSpec
 from robench.epsilon import parse_eps
 from robench.eval.suites.base import (
@@ -30,6 +38,7 @@ from robench.eval.suites.registry import EVAL_SUITES
 from robench.flags import percent
 
 AUTOATTACK_EPS = "8/255"
+AUTOATTACK_EPS_BY_NORM = {"linf": AUTOATTACK_EPS, "l2": "0.5"}  # RobustBench's CIFAR-10 budgets
 DEFAULT_BATCH = 250  # AutoAttack's internal forward batch when the target sets none
 
 
@@ -47,10 +56,16 @@ def autoattack_board(name: str) -> BoardSchema:
                 "string",
                 "AutoAttack version: standard = APGD-CE, APGD-T, FAB-T, Square",
             ),
+            *PUBLISHED,
         ),
         compared=("ta", "aa_ra", "pgd20_ra"),
         percent=("ta", "aa_ra", "pgd20_ra", "worst_ra"),
-        shown=(*RUN_ROW_SHOWN, "ta", "aa_ra", "pgd20_ra", "worst_ra", *PROTOCOL_SHOWN, "flags"),
+        shown=(
+            *RUN_ROW_SHOWN,
+            *("ta", "aa_ra", "pgd20_ra", "worst_ra", "published_ta", "published_aa"),
+            *PROTOCOL_SHOWN,
+            "flags",
+        ),
     )
 
 
@@ -63,28 +78,34 @@ class AutoAttackSuite(EvalSuite):
     order = 1
     description = "AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square), L-inf 8/255, beside PGD-20"
     board = BOARD
-    accepts = ("eps",)
+    accepts = ("eps", "norm")
     flag_metrics: ClassVar[dict[str, str]] = {
         "ta": "clean",
         "aa_ra": "autoattack",
         "pgd20_ra": "pgd",
     }
     refusal = (
-        "AutoAttack is parameter-free: only --eps applies (its PGD-20 comparison keeps the "
-        "default steps)"
+        "AutoAttack is parameter-free: only --eps and --norm apply (its PGD-20 comparison "
+        "keeps the default steps)"
     )
 
     norm: ClassVar[str] = "linf"
     default_eps: ClassVar[str] = AUTOATTACK_EPS
     pgd_base: ClassVar[AttackConfig] = PGD20_ATTACK
 
+    def _threat(self, options: EvalOptions) -> tuple[str, str]:
+        """(norm, eps): the suite's, or --norm's with its default eps, under --eps."""
+        norm = options.overrides.norm or self.norm
+        default = self.default_eps if norm == self.norm else AUTOATTACK_EPS_BY_NORM[norm]
+        return norm, options.overrides.eps or default
+
     def _evaluations(self, options: EvalOptions, batch_size: int) -> list[Evaluation]:
-        eps = options.overrides.eps or self.default_eps
+        norm, eps = self._threat(options)
         params = {"eps": parse_eps(eps), "batch_size": batch_size}
-        if self.norm != "linf":  # L-inf keeps the flag files it always had
-            params["norm"] = self.norm
+        if norm != "linf":  # L-inf keeps the flag files it always had
+            params["norm"] = norm
         aa = AttackSpec("autoattack", params)
-        only_eps = EvalOptions(overrides=options.overrides.only(("eps",)))
+        only_eps = EvalOptions(overrides=options.overrides.only(("eps", "norm")))
         pgd = pgd_evaluation(pgd_attack(only_eps, self.pgd_base))
         return [CLEAN, pgd, Evaluation("autoattack", aa)]
 
@@ -94,17 +115,17 @@ class AutoAttackSuite(EvalSuite):
     def rows(self, scorer: Scorer) -> Rows:
         options = scorer.options
         clean, pgd, aa = (scorer.flags(e) for e in self._evaluations(options, scorer.batch_size))
-        eps = options.overrides.eps or self.default_eps
+        norm, eps = self._threat(options)
         columns = {
             "attack": f"autoattack-{VERSION}",
-            "norm": self.norm,
+            "norm": norm,
             "eps": eps,
             "eps_value": parse_eps(eps),
             "step_size": "adaptive",
             "steps": 100,
             "restarts": 1,
         }
-        row = scorer.row(self.name, columns, options.overrides.text(("eps",)))
+        row = scorer.row(self.name, columns, options.overrides.text(("eps", "norm")))
         row.update(
             ta=percent(clean.measured),
             aa_ra=percent(aa.measured),

@@ -4,7 +4,7 @@ Every evaluation has a name (its flag file, and often its leaderboard column) an
 its flags are computed from: an attack (`AttackSpec`, built through ATTACKS) or none, on the
 test set or on a corrupted copy of it. A suite turns the flags of its evaluations into rows of
 its board, through a `Scorer` (the Evaluator: flags on demand, resumable, plus the columns
-every row shares). Command-line overrides (`--eps`, `--steps`, `--step-size`) change the
+every row shares). Command-line overrides (`--eps`, `--steps`, `--step-size`, `--norm`) change the
 evaluations and are recorded in the row's `overrides` column; a suite refuses the ones that
 mean nothing for it rather than ignoring them.
 """
@@ -19,14 +19,15 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from robench.columns import BoardSchema
+from robench.columns import PUBLISHED, BoardSchema
 from robench.config import AttackSpec, CrossCheckConfig
 from robench.epsilon import parse_eps
 from robench.errors import ConfigError
 from robench.flags import Flags
 from robench.stats.intervals import fill_intervals
 
-OVERRIDES = ("eps", "steps", "step_size")
+OVERRIDES = ("eps", "steps", "step_size", "norm")
+NORMS = ("linf", "l2")
 Rows = dict[str, list[dict[str, Any]]]  # board name -> its rows
 
 
@@ -93,8 +94,11 @@ class Overrides:
     eps: str | None = None
     steps: int | None = None
     step_size: str | None = None
+    norm: str | None = None  # the threat model: the suite's defaults for it, unless eps is given
 
     def __post_init__(self) -> None:
+        if self.norm is not None and self.norm not in NORMS:
+            raise ConfigError(f"--norm {self.norm!r} must be one of {', '.join(NORMS)}")
         for name in ("eps", "step_size"):
             value = getattr(self, name)
             if value is not None:
@@ -137,19 +141,27 @@ def add_flags(row: dict[str, Any], flags: list[str] | set[str] | frozenset[str])
     row["flags"] = ";".join(sorted(parts))
 
 
-def complete_rows(suite: EvalSuite, rows: Rows, flag_files: dict[str, str]) -> Rows:
+def complete_rows(
+    suite: EvalSuite,
+    rows: Rows,
+    flag_files: dict[str, str],
+    published: dict[str, Any] | None = None,
+) -> Rows:
     """What every suite's rows get after `rows` (in place): a 95% interval on every
-    percentage, from its value and n (robench/stats/intervals.py), and in the main board's
+    percentage, from its value and n (robench/stats/intervals.py); in the main board's
     rows `flag_files`, the flag files (evaluation name -> file) of the metrics that are one
-    evaluation's flags, for paired tests later."""
+    evaluation's flags, for paired tests later; and the model's own published numbers
+    (columns.PUBLISHED, empty for robench's runs) in the boards that show them."""
     pointers = ";".join(
         f"{metric}={flag_files[e]}" for metric, e in suite.flag_metrics.items() if e in flag_files
     )
     for row in rows[suite.board.name]:
         row["flag_files"] = pointers
     for board in suite.boards:
+        shown = [c.name for c in PUBLISHED if c.name in board.dtypes]
         for row in rows[board.name]:
             fill_intervals(row, board.intervals, lambda _m, r=row: r["n_eval"])
+            row.update({c: (published or {}).get(c) for c in shown})
     return rows
 
 

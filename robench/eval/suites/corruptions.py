@@ -128,7 +128,7 @@ class CorruptionsSuite(EvalSuite):
     board = BOARD
     extra_boards = (LONG_BOARD,)
     flag_metrics: ClassVar[dict[str, str]] = {"ta": "clean"}
-    refusal = "the corruptions suite has no attack: --eps/--steps/--step-size do not apply"
+    refusal = "the corruptions suite has no attack: --eps/--steps/--step-size/--norm do not apply"
 
     def evaluations(self, options: EvalOptions) -> list[Evaluation]:
         corrupted = [

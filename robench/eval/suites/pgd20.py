@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from robench.columns import PROTOCOL_SHOWN, RUN_ROW_SHOWN, TA, BoardSchema, Column, eval_board
+from robench.columns import (
+    PROTOCOL_SHOWN,
+    PUBLISHED,
+    RUN_ROW_SHOWN,
+    TA,
+    BoardSchema,
+    Column,
+    eval_board,
+)
 from robench.config import AttackConfig
 from robench.eval.suites import cross_check as masking
 from robench.eval.suites.base import (
@@ -41,19 +49,31 @@ def pgd_board(name: str) -> BoardSchema:
                 "worst_ra", "float64", "RA with the cross-check's fooled subset images counted, %"
             ),
             *masking.COLUMNS,
+            *PUBLISHED,
         ),
         compared=("ta", "ra"),
         percent=("ta", "ra", "worst_ra"),
-        shown=(*RUN_ROW_SHOWN, "ta", "ra", "worst_ra", "epochs_to_best", *PROTOCOL_SHOWN, "flags"),
+        shown=(
+            *RUN_ROW_SHOWN,
+            *("ta", "ra", "worst_ra", "published_ta", "published_aa", "epochs_to_best"),
+            *PROTOCOL_SHOWN,
+            "flags",
+        ),
     )
 
 
 BOARD = pgd_board("pgd20")
 
 
+PGD20_BY_NORM = {"linf": PGD20_ATTACK, "l2": PGD20_L2_ATTACK}
+
+
 def pgd_attack(options: EvalOptions, base: AttackConfig = PGD20_ATTACK) -> AttackConfig:
-    """PGD-20 (`base`: L-inf or L2) with the command line's --eps / --steps / --step-size."""
+    """PGD-20 (`base`: L-inf or L2) with the command line's --eps / --steps / --step-size;
+    --norm picks the other threat model's defaults (L2: eps 0.5, step 0.0625) under them."""
     o = options.overrides
+    if o.norm is not None and o.norm != base.norm:
+        base = PGD20_BY_NORM[o.norm]
     changes = {"eps": o.eps, "steps": o.steps, "step_size": o.step_size}
     return replace(base, **{k: v for k, v in changes.items() if v is not None})
 
@@ -81,7 +101,7 @@ class PGD20Suite(EvalSuite):
     order = 0
     description = "clean accuracy and L-inf PGD-20 (eps 8/255, step 2/255, random start)"
     board = BOARD
-    accepts = ("eps", "steps", "step_size")
+    accepts = ("eps", "steps", "step_size", "norm")
     flag_metrics: ClassVar[dict[str, str]] = {"ta": "clean", "ra": "pgd"}
     base: ClassVar[AttackConfig] = PGD20_ATTACK
 

@@ -60,7 +60,7 @@ class TorchattacksSuite(EvalSuite):
     board = BOARD
     refusal = (
         "the torchattacks suite takes the attack's own options: --attack-option eps=0.0157, "
-        "not --eps/--steps/--step-size"
+        "not --eps/--steps/--step-size/--norm"
     )
     flag_metrics: ClassVar[dict[str, str]] = {"ta": "clean", "ra": "torchattacks"}
 
