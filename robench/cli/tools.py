@@ -130,23 +130,33 @@ def leaderboard_diff(
 
 @leaderboard_app.command("render")
 def leaderboard_render(
-    csv: Annotated[Path, typer.Argument(help="A leaderboard CSV.")],
+    csvs: Annotated[
+        list[Path],
+        typer.Argument(help="Leaderboard CSVs, e.g. pgd20.csv and a robustbench board beside it."),
+    ],
     fmt: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
     out: Annotated[Path | None, typer.Option(help="Write here (md default: stdout).")] = None,
 ) -> None:
-    """A leaderboard as a markdown table or a self-contained, sortable HTML page."""
+    """Leaderboards as markdown tables or one self-contained, sortable HTML page."""
     from robench.atomic import write_text_atomic
     from robench.leaderboard import read_board
     from robench.report.page import board_markdown, report_html
 
     if out is not None:
         check_output_file(out, "--out")
-    board = read_board(csv)
+    boards = {csv.stem: read_board(csv) for csv in csvs}
+    if len(boards) < len(csvs):
+        raise RobenchError("two of the boards have the same file name; rename one")
     if fmt == "md":
-        text = board_markdown(board, csv.stem)
+        many = len(boards) > 1
+        text = "\n".join(
+            (f"## {name}\n\n" if many else "") + board_markdown(board, name)
+            for name, board in boards.items()
+        )
     elif fmt == "html":
-        text = report_html(f"robench leaderboard: {csv.name}", {csv.stem: board}, [])
-        out = out or csv.with_suffix(".html")
+        names = ", ".join(csv.name for csv in csvs)
+        text = report_html(f"robench leaderboard: {names}", boards, [])
+        out = out or csvs[0].with_suffix(".html")
     else:
         raise RobenchError(f"--format must be md or html, got {fmt!r}")
     if out is None:

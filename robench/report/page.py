@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 import robench
+from robench.columns import PUBLISHED
 from robench.leaderboard.render import row_estimate
-from robench.leaderboard.schema import SCHEMAS
+from robench.leaderboard.schema import SCHEMAS, schema_for
 from robench.provenance import now_iso
 
 _STYLE = """
@@ -47,11 +48,17 @@ document.querySelectorAll("table.board th").forEach((th, col) =>
 """
 
 
+OPTIONAL = {c.name for c in PUBLISHED}
+
+
 def _columns(board: pd.DataFrame, name: str) -> list[str]:
-    """The board schema's `shown` columns (all columns stay in the CSV); unknown boards: all."""
-    schema = SCHEMAS.get(name)
+    """The board schema's `shown` columns (all columns stay in the CSV); unknown boards: all.
+    A board under another file name (robustbench-linf.csv) is known by its columns."""
+    schema = SCHEMAS.get(name) or schema_for(Path(f"{name}.csv"), board)
     shown = schema.shown if schema is not None else ()
-    return [c for c in shown if c in board.columns] if shown else list(board.columns)
+    columns = [c for c in shown if c in board.columns] if shown else list(board.columns)
+    # published numbers exist only for zoo models: no column of dashes for robench's runs
+    return [c for c in columns if c not in OPTIONAL or board[c].notna().any()]
 
 
 def _cell(value: object) -> str:

@@ -53,3 +53,19 @@ def test_html_is_self_contained_and_sortable(monkeypatch, capsys, board, tmp_pat
     parser = Cells()
     parser.feed(page)
     assert "40.00" in parser.cells and "b|pipe" in parser.cells
+
+
+def test_ours_and_robustbench_s_published_entries_on_one_page(monkeypatch, capsys, board, tmp_path):
+    published = tmp_path / "robustbench-linf.csv"
+    code, _, _ = run_cli(monkeypatch, capsys, "leaderboard", "robustbench", "--out", str(published))
+    assert code == 0
+    code, out, _ = run_cli(monkeypatch, capsys, "leaderboard", "render", str(board),
+                           str(published), "--format", "md")  # fmt: skip
+    assert code == 0 and "## pgd20" in out and "## robustbench-linf" in out
+    ours, theirs = out.split("## robustbench-linf")
+    assert "published_ta" not in ours  # no zoo model among ours: no column of dashes
+    # the reference board is known by its columns under another name: its shown columns
+    assert theirs.strip().splitlines()[0] == (
+        "| model_name | threat_model | clean_acc | autoattack_acc | architecture | venue |"
+    )
+    assert "| Standard | Linf | 94.78 | 0.00 |" in theirs
