@@ -102,25 +102,25 @@ def reproduce(
     runs = suite.select(only)
     trained = train_suite(session.train_env(suite), suite, runs, layout.runs)
     boards = BoardSet(layout.leaderboards, warn=session.warn)
-    transfer_runs = _transfer_runs(runs)
+    transfer = transfer_runs(runs)
     options = EvalOptions(seed=suite.protocol.seed, precision=precision)
     targets = (run_target(trained.run_dir(r.name), data_dir=session.data_dir) for r in runs)
-    evaluate(session, targets, "pgd20", boards, options, keep_examples_of=transfer_runs)
+    evaluate(session, targets, "pgd20", boards, options, keep_examples_of=transfer)
     tables = complete_tables(suite.tables, {r.name for r in runs}, session.console)
-    _evaluate_table_models(session, tables, trained, boards, options)
+    evaluate_table_models(session, tables, trained, boards, options)
     result = current().on_main(
         lambda: _tables_and_report(session, suite, layout, runs, trained, tables, boards, options)
     )
     return result or Reproduction(boards, [], layout.report)
 
 
-def _transfer_runs(runs: list[RunSpec]) -> frozenset[str]:
+def transfer_runs(runs: list[RunSpec]) -> frozenset[str]:
     """The paper's Table 4 / Figure 5 models: one plain (P3, F4) run per pretext, two or more."""
     p3f4 = frozenset(r.name for r in runs if r.scenario == "P3F4" and r.is_table3_cell)
     return p3f4 if len(p3f4) >= 2 else frozenset()
 
 
-def _evaluate_table_models(
+def evaluate_table_models(
     session: Session,
     tables: dict[str, TableSpec],
     trained: TrainedSuite,
@@ -179,9 +179,9 @@ def _tables_and_report(
     shown.update(write_paper_tables(tables, boards, images, console))
     run_names = {r.name for r in runs}
     figures = [plot_ta_ra(boards.ours("pgd20", run_names), layout.figures / "ta_ra.png")]
-    transfer_runs = _transfer_runs(runs)
-    if transfer_runs:
-        paths = [trained.run_dir(r.name) for r in runs if r.name in transfer_runs]
+    transfer = transfer_runs(runs)
+    if transfer:
+        paths = [trained.run_dir(r.name) for r in runs if r.name in transfer]
         figures += transfer_analysis(
             session,
             paths,

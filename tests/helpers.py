@@ -9,6 +9,8 @@ smooth_images          natural-ish test images in [0.05, 0.95] (corruption tests
 quiet_session          a CPU Session that prints nothing (the stages' first argument)
 train_env              the TrainEnv a quiet CPU session hands the training stage
 array_target           an EvalTarget of any model on random (or given) uint8 images
+launch_suite_toml      a pretraining and two fine-tunings, for the launcher tests
+same_boards            assert two reproductions' boards hold the same numbers
 REPO                   the repository root (robench/, leaderboards/, benchmarks/)
 
 The root conftest's folder (tests/) is on sys.path under pytest's default "prepend" import
@@ -230,3 +232,32 @@ def array_target(
         flag_dir=flag_dir,
         batch_size=8,
     )
+
+
+def launch_suite_toml(**runs: dict[str, Any]) -> str:
+    """The launcher tests' suite: an adversarial rotation pretraining, P1F4 and rot-P3F4
+    (plus `runs`), small enough that a job is seconds."""
+    return suite_toml(
+        epochs=2,
+        batch_size=40,
+        eval_n=40,
+        pretrain_protocol={"epochs": 1, "batch_size": 40, "val_subset": 20, "attack": {"steps": 1}},
+        runs={
+            "P1F4": {"finetune": "F4"},
+            "rot-P3F4": {"pretrain": "adv:rotation", "finetune": "F4"},
+            **runs,
+        },
+    )
+
+
+def same_boards(a: Path, b: Path, boards: tuple[str, ...] = ("pgd20", "table3")) -> None:
+    """Two reproductions' boards (folders of CSVs) hold the same rows and numbers."""
+    import pandas as pd
+
+    for name in boards:
+        left, right = (pd.read_csv(folder / f"{name}.csv") for folder in (a, b))
+        key = [c for c in ("run", "pretext", "scenario") if c in left]
+        left, right = (f.sort_values(key).reset_index(drop=True) for f in (left, right))
+        numbers = [c for c in left.columns if c in ("ta", "ra", "worst_ra", "epochs_to_best")]
+        assert list(left[key].itertuples()) == list(right[key].itertuples()), name
+        pd.testing.assert_frame_equal(left[numbers], right[numbers], check_exact=True)

@@ -1,6 +1,7 @@
 """The `robench` command line: common.py (app, consoles, options), commands.py (train, eval,
-reproduce, quickstart, transfer-matrix), analysis.py (compare, claims), share.py (export,
-push), tools.py (plot, leaderboard, list, corruptions), zoo.py (leaderboard robustbench)."""
+quickstart, transfer-matrix), launch.py (reproduce, status, job), analysis.py (compare,
+claims), share.py (export, push), tools.py (plot, leaderboard, list, corruptions), zoo.py
+(leaderboard robustbench)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.markup import escape
 
 from robench.cli import analysis as _analysis  # noqa: F401  (registers the commands)
 from robench.cli import commands as _commands  # noqa: F401
+from robench.cli import launch as _launch  # noqa: F401
 from robench.cli import share as _share  # noqa: F401
 from robench.cli import tools as _tools  # noqa: F401
 from robench.cli import zoo as _zoo  # noqa: F401

@@ -1,4 +1,4 @@
-"""The main commands: train, eval, reproduce, quickstart, transfer-matrix.
+"""The main commands: train, eval, quickstart, transfer-matrix (reproduce: launch.py).
 
 Each builds a typed request or loads a suite, starts a Session, and calls robench.workflow.
 """
@@ -159,28 +159,6 @@ def eval_(
         data_dir=data_dir,
     )
     evaluate_request(session_for(device, data_dir), request)
-
-
-@app.command()
-def reproduce(
-    suite: Annotated[str, typer.Argument(help="Suite TOML file, or a shipped suite's name.")],
-    out: Annotated[Path, typer.Option(help="Gets runs/ and leaderboards/.")],
-    only: Annotated[list[str] | None, typer.Option(help="Only these runs.")] = None,
-    precision: Precision = "fp32",
-    data_dir: DataDir = None,
-    device: Device = "auto",
-    checkpoint_every: CheckpointEvery = 100,
-) -> None:
-    """Train every run of a suite, evaluate each, and write the leaderboards."""
-    from robench.config import load_suite
-    from robench.runtime import check_precision
-    from robench.workflow import reproduce as run_reproduce
-
-    check_precision(precision)
-    loaded = load_suite(suite)
-    session = session_for(device, data_dir, checkpoint_every, loaded)
-    done = run_reproduce(session, loaded, out, only, precision=precision)
-    console.print(f"leaderboards: {done.boards.folder}", soft_wrap=True, markup=False)
 
 
 @app.command()

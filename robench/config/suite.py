@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from robench.config.launcher import LauncherConfig
 from robench.config.protocol import RUNTIME_KEYS, PretrainProtocol, Protocol, RuntimeConfig
 from robench.config.specs import (
     ENSEMBLE,
@@ -89,6 +90,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         "pretraining",
         "runs",
         "tables",
+        "launcher",  # where the jobs run (config/launcher.py); not part of any run
     }
     unknown = sorted(set(doc) - sections)
     if unknown:
@@ -100,6 +102,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if bad_meta:
         raise ConfigError(f"{where}: suite.{bad_meta[0]}: unknown key; valid: description, name")
     runtime = build(RuntimeConfig, doc.get("runtime", {}), f"{where}: runtime")
+    build(LauncherConfig, doc.get("launcher", {}), f"{where}: launcher")  # a typo fails now
     base = doc.get("protocol", {})
     _refuse_runtime_keys(base, f"{where}: protocol")
     protocol = build(Protocol, base, f"{where}: protocol")

@@ -19,6 +19,7 @@ setuptools below 81).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ def _download(gdrive_id: str, path: Path, name: str) -> None:
     """robustbench's download (gdown) into a temporary name, renamed when complete."""
     _, utils = robustbench_modules()
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # two processes: two files
     try:
         utils.download_gdrive_new(gdrive_id, str(partial))
         if not partial.is_file():
