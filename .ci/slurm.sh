@@ -5,6 +5,10 @@
 #                            start munged, slurmctld, slurmd; wait until the node is idle
 #   bash .ci/slurm.sh down   stop exactly the daemons `up` started (by their PIDs)
 #
+# The node advertises two stand-in GPUs (GRES on /dev/null-like device files), so a
+# `--gpus-per-job 2` job is scheduled as on a GPU cluster: two tasks, DDP across them (gloo on
+# this CPU-only machine).
+#
 # State lives in $ROBENCH_SLURM_DIR (default /tmp/robench-slurm): the config, spool folders,
 # logs and the PID files `down` reads. Needs root (the daemons run as root here, as in CI).
 set -euo pipefail
@@ -50,9 +54,15 @@ MinJobAge=600
 KillWait=10
 InactiveLimit=0
 DefMemPerCPU=$((mem / cpus))
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+GresTypes=gpu
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
+  # two stand-in GPUs: character devices like /dev/null (slurmd counts a GPU by its device
+  # file; with task/none nothing is fenced, and nothing here runs on them)
+  mkdir -p "$STATE/dev"
+  for i in 0 1; do [ -e "$STATE/dev/gpu$i" ] || mknod "$STATE/dev/gpu$i" c 1 3; done
+  echo "NodeName=$host Name=gpu File=$STATE/dev/gpu[0-1]" >"$STATE/gres.conf"
   # munge: a key, and a daemon whose socket the SLURM tools find at the default place
   if [ ! -s /etc/munge/munge.key ]; then
     mkdir -p /etc/munge
@@ -64,7 +74,8 @@ EOF
     munged --force --pid-file="$STATE/munged.pid" 2>>"$STATE/log/munged.log"
   fi
   export SLURM_CONF="$CONF"
-  slurmctld -f "$CONF" 2>>"$STATE/log/slurmctld.err"
+  # -c: no state from an earlier cluster (its jobs, a node drained by an older config)
+  slurmctld -c -f "$CONF" 2>>"$STATE/log/slurmctld.err"
   slurmd -f "$CONF" 2>>"$STATE/log/slurmd.err"
   for _ in $(seq 1 60); do
     if sinfo -h -o "%T" 2>/dev/null | grep -qx "idle"; then
@@ -82,7 +93,11 @@ down() {
   for daemon in slurmd slurmctld munged; do
     local pidfile="$STATE/$daemon.pid"
     if [ -s "$pidfile" ]; then
-      kill "$(cat "$pidfile")" 2>/dev/null || true
+      local pid
+      pid="$(cat "$pidfile")"
+      kill "$pid" 2>/dev/null || true
+      # gone before returning: an `up` right after must not find a munged still exiting
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
       rm -f "$pidfile"
     fi
   done

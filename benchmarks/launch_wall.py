@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import device_slug  # noqa: F401  (the results folder's naming)
+from benchmarks.common import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,14 +64,30 @@ def wall_times(suite: str, skip_slurm: bool) -> list[dict[str, object]]:
         if name == "slurm":
             _wait_settled(out)
         seconds = time.perf_counter() - start
-        rows.append({"suite": suite, "launcher": name, "wall_s": round(seconds, 1)})
+        jobs = _job_seconds(out)
+        rows.append({
+            "suite": suite,
+            "launcher": name,
+            "wall_s": round(seconds, 1),
+            "jobs": len(jobs) or "",
+            # the jobs' own time (their stage functions), without each process's start
+            "sum_job_s": round(sum(jobs), 1) if jobs else "",
+        })  # fmt: skip
         print(f"{name:>16}: {seconds:7.1f} s", flush=True)
     base = rows[0]["wall_s"]
     for row in rows:
         row["vs_sequential"] = round(float(row["wall_s"]) / float(base), 2)
-        row["machine"] = f"{platform.processor() or platform.machine()}, {_cores()} cores"
+        row["machine"] = f"{cpu_name()}, {_cores()} cores"
     shutil.rmtree(scratch, ignore_errors=True)
     return rows
+
+
+def _job_seconds(out: Path) -> list[float]:
+    """Seconds each job of a launcher's run spent in `execute` (DIR/launch/done/*.json)."""
+    import json
+
+    done = out / "launch" / "done"
+    return [float(json.loads(p.read_text()).get("seconds", 0)) for p in done.glob("*.json")]
 
 
 def paper_plan(gpus: str = "1,8,64") -> list[dict[str, object]]:
@@ -123,7 +138,9 @@ def main() -> None:
     _write(plan, args.out / "paper-plan.csv")
     text = (
         f"# Launchers\n\nWall time of `robench reproduce {args.suite} --device cpu` "
-        f"(`python -m benchmarks.launch_wall`, one run):\n\n{_markdown(walls)}\n\n"
+        f"(`python -m benchmarks.launch_wall`, one run; `sum_job_s`: the jobs' own seconds, "
+        "without each process's start):\n\n"
+        f"{_markdown(walls)}\n\n"
         "The `--dry-run` plan of `paper` (one GPU per job):\n\n"
         f"{_markdown(plan)}\n"
     )

@@ -186,7 +186,11 @@ FLAG_POINTERS = (
 )
 TAIL = (
     *HONESTY,
-    Column("eval_seconds", "float64", "wall time of the evaluation"),
+    Column(
+        "eval_seconds",
+        "float64",
+        "seconds the evaluation took (its flags' compute time, resumed parts included)",
+    ),
     Column("run_dir", "string", "the run directory evaluated (an ensemble: all of them)"),
     MODEL_ID,
     *FLAG_POINTERS,

@@ -103,7 +103,7 @@ def compute_flags(
         size = attack.eval_batch_size(batch_size) if attack is not None else batch_size
         data = BatchIterator(data, size, device=runtime.device, channels_last=runtime.channels_last)
     start = time.perf_counter()
-    clean, measured, start_batch = _resume(store, data, keep)
+    clean, measured, start_batch, before = _resume(store, data, keep)
     if len(clean) and on_batch is not None:
         on_batch(len(clean))
     kept: list[torch.Tensor] = []
@@ -130,7 +130,7 @@ def compute_flags(
                     for batch, part in zip(round_.batches, examples.split(sizes), strict=True):
                         store.save_examples(batch, part)
             if store is not None and ctx.is_main:
-                store.save(clean, measured)
+                store.save(clean, measured, before + time.perf_counter() - start)
             if on_batch is not None:
                 on_batch(sum(sizes))
     examples = None
@@ -141,7 +141,7 @@ def compute_flags(
     return Flags(
         clean=clean,
         robust=measured if attack is not None else None,
-        seconds=time.perf_counter() - start,
+        seconds=before + time.perf_counter() - start,
         examples=examples,
         warnings=frozenset(attack.warnings) if attack is not None else frozenset(),
     )
@@ -158,21 +158,23 @@ def _host(flags: torch.Tensor) -> np.ndarray:
 
 def _resume(
     store: FlagFile | None, data: Batches, keep: bool
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(clean, measured, first batch to do) from the store; nothing without one.
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """(clean, measured, first batch to do, seconds the stored part took) from the store;
+    nothing without one.
 
     With `keep`, a batch whose examples were not stored (an earlier evaluation that did not
     keep them) is done again, and so is everything after it.
     """
     empty = np.zeros(0, dtype=bool)
     if store is None:
-        return empty, empty, 0
+        return empty, empty, 0, 0.0
     stored = store.load()
     done = len(data) if len(stored) == data.num_examples else len(stored) // data.batch_size
     if keep:
         done = min(done, store.examples_done(len(data)))
     cut = min(done * data.batch_size, data.num_examples)
-    return stored.clean[:cut], stored.measured[:cut], done
+    seconds = stored.seconds * cut / len(stored) if len(stored) else 0.0
+    return stored.clean[:cut], stored.measured[:cut], done, seconds
 
 
 def _gather_examples(

@@ -4,6 +4,11 @@ On CUDA: bf16 autocast, channels_last, cuDNN autotuning (every input has the sam
 (optionally) torch.compile. On CPU everything is plain float32, which is what tests and CI
 use; the API is the same either way.
 
+For tests only (not a user option): `ROBENCH_FAST_PATH_ON_CPU` forces the CUDA fast path on
+the CPU, so the code a GPU runs is exercised in CI: bf16 autocast, channels_last and
+torch.compile, with inductor (`=1`, what CUDA uses) or `=aot_eager` (the same graph capture
+and compiled autograd, without code generation: seconds instead of a minute per graph).
+
 Under torchrun, selecting the runtime also joins the process group (`robench.distributed`),
 and "auto"/"cuda" mean this process's GPU, cuda:LOCAL_RANK.
 """
@@ -11,6 +16,7 @@ and "auto"/"cuda" mean this process's GPU, cuda:LOCAL_RANK.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, replace
 
 import torch
@@ -20,6 +26,18 @@ from robench import distributed
 from robench.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16")
+FAST_PATH_ON_CPU = "ROBENCH_FAST_PATH_ON_CPU"
+COMPILE_BACKENDS = {"1": "inductor", "inductor": "inductor", "aot_eager": "aot_eager"}
+
+
+def forced_backend() -> str | None:
+    """The compile backend `ROBENCH_FAST_PATH_ON_CPU` forces on the CPU (None: not forced)."""
+    value = os.environ.get(FAST_PATH_ON_CPU, "")
+    if value in ("", "0"):
+        return None
+    if value not in COMPILE_BACKENDS:
+        raise ConfigError(f"{FAST_PATH_ON_CPU}={value!r} must be 1, inductor or aot_eager")
+    return COMPILE_BACKENDS[value]
 
 
 def check_precision(precision: str) -> str:
@@ -35,6 +53,7 @@ class Runtime:
     amp_dtype: torch.dtype | None
     channels_last: bool
     compile: bool
+    compile_backend: str = "inductor"
 
     @classmethod
     def select(
@@ -59,7 +78,11 @@ class Runtime:
         on_cuda = dev.type == "cuda"
         if on_cuda:
             torch.backends.cudnn.benchmark = True  # fixed input shapes: autotune once
+        forced = forced_backend() if dev.type == "cpu" else None
         distributed.setup(dev)
+        if forced is not None:  # tests: the fast path on the CPU, whatever the suite says
+            return cls(dev, torch.bfloat16, channels_last=True, compile=True,
+                       compile_backend=forced)  # fmt: skip
         return cls(
             device=dev,
             amp_dtype=torch.bfloat16 if (amp and on_cuda) else None,
@@ -92,8 +115,16 @@ class Runtime:
         return model
 
     def maybe_compile(self, model: nn.Module) -> nn.Module:
-        """A compiled view for forward passes; the original module keeps owning the weights."""
-        return torch.compile(model) if self.compile else model
+        """A compiled view for forward passes; the original module keeps owning the weights.
+
+        `dynamic=False`: one static graph per input shape. By default a second shape makes
+        TorchDynamo recompile with symbolic shapes, whose kernels round differently from the
+        static ones, so the numbers would depend on which shapes came before: a run resumed
+        mid-epoch (a fresh process, the static graph) would drift from the uninterrupted one
+        (which had moved to the symbolic graph after its first validation)."""
+        if not self.compile:
+            return model
+        return torch.compile(model, backend=self.compile_backend, dynamic=False)
 
     def describe(self) -> str:
         """The device column of a leaderboard row: 'cpu' or the GPU's name."""

@@ -164,3 +164,29 @@ def test_an_unreadable_batch_of_examples_is_crafted_again(tmp_path):
     again = compute_flags(model, data, keep_examples=True, **common)
     assert torch.equal(again.examples, first.examples)
     assert np.array_equal(again.robust, first.robust)
+
+
+def test_compute_seconds_are_stored_and_carried_through_a_resume(tmp_path):
+    """Rows rebuilt from complete flags (a rerun, a cluster's report job) still say what the
+    evaluation cost: the stored prefix's seconds plus the resumed part's."""
+    model, data = _model(), _data()
+    store = FlagStore(tmp_path).file("pgd", {}, N)
+    full = compute_flags(model, data, runtime=CPU, batch_size=BS, attack=_attack())
+    store.save(full.clean[: 2 * BS], full.robust[: 2 * BS], seconds=100.0)
+    assert store.load().seconds == 100.0
+    resumed = compute_flags(model, data, runtime=CPU, batch_size=BS, attack=_attack(), store=store)
+    # both stored batches are kept, so all 100 s count, plus the two batches computed now
+    assert 100.0 < resumed.seconds < 100.0 + 60
+    stored = store.load().seconds
+    assert stored == pytest.approx(resumed.seconds, abs=0.5)
+    again = compute_flags(model, data, runtime=CPU, batch_size=BS, attack=_attack(), store=store)
+    assert again.seconds >= stored  # nothing recomputed, the cost is still known
+
+
+def test_a_flag_file_without_seconds_reads_as_zero_seconds(tmp_path):
+    store = FlagStore(tmp_path).file("clean", {}, 3)
+    clean = np.array([True, False, True])
+    with open(store.path, "wb") as handle:  # a file written before seconds were stored
+        np.savez(handle, clean=clean, flags=clean, format=np.array("robench-flags-v2"))
+    stored = store.load()
+    assert np.array_equal(stored.measured, clean) and stored.seconds == 0.0

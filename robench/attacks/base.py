@@ -53,6 +53,26 @@ def own_global_rng(x: torch.Tensor) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def frozen_weights(model: nn.Module) -> Iterator[None]:
+    """The model's parameters not requiring gradients inside the block (restored after).
+
+    An attack needs d loss / d input only. Eager autograd skips weight gradients nobody asked
+    for, but a torch.compile'd forward has one compiled backward for every input that
+    requires grad, weights included: under the fast path each PGD step would compute (and
+    drop) all weight gradients. Frozen, the compiled attack graph differentiates the input
+    alone (compiled once more, next to the training graph, which keeps its weight grads).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def input_gradients(value: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     """d value / d each input; zeros for an input the value does not depend on through
     autograd (a model that detaches its input). The attack then cannot move, which is the
@@ -115,8 +135,9 @@ class Attack(ABC):
 
     @contextlib.contextmanager
     def crafting(self, model: nn.Module) -> Iterator[None]:
-        """The model in the attack's BatchNorm mode (restored after), gradients enabled."""
-        with model_mode(model, self.bn_mode == "train"), torch.enable_grad():
+        """The model in the attack's BatchNorm mode and its weights frozen (both restored
+        after), gradients enabled."""
+        with model_mode(model, self.bn_mode == "train"), frozen_weights(model), torch.enable_grad():
             yield
 
     def eval_batch_size(self, batch_size: int) -> int:

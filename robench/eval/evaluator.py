@@ -100,7 +100,7 @@ class Evaluator:
                 self._files = {}
                 start = time.perf_counter()
                 rows: Rows = suite.rows(self)
-                seconds = time.perf_counter() - start
+                seconds = max(time.perf_counter() - start, self._flag_seconds())
                 for row in rows[suite.board.name]:
                     row["eval_seconds"] = seconds
                 complete_rows(suite, rows, self._files, self.target.published)
@@ -148,7 +148,7 @@ class Evaluator:
                     on_batch=advance,
                     dist=self.dist,
                 )
-            self._cache[key] = cached
+        self._cache[key] = cached
         self._by_name[evaluation.name] = cached
         return cached
 
@@ -191,6 +191,11 @@ class Evaluator:
         return {k: row[k] for k in keys}
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _flag_seconds(self) -> float:
+        """Compute seconds of the flags this suite's rows rest on, resumed parts included: the
+        cost of the evaluation, even when its rows are rebuilt from complete flags."""
+        return sum(self._cache[k].seconds for k in set(self._files.values()) if k in self._cache)
 
     def _indices(self, evaluation: Evaluation) -> np.ndarray | None:
         return evaluation.indices(len(self.target.test), lambda e: self.flags(e).measured)
@@ -256,4 +261,4 @@ def _complete(flag_file: FlagFile, *, attacked: bool) -> Flags | None:
     stored = flag_file.load()
     if len(stored) != flag_file.n:
         return None
-    return Flags(stored.clean, stored.measured if attacked else None, 0.0)
+    return Flags(stored.clean, stored.measured if attacked else None, stored.seconds)

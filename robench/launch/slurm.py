@@ -115,9 +115,11 @@ def _submit(job: Job, spec: JobSpec, config: LauncherConfig, dependency: str, fo
         # or sequential run with as many threads)
         "setup": [THREADS, *config.setup],
         "dependency": dependency or None,
-        # a job whose dependency failed leaves the queue instead of waiting forever
-        "additional_parameters": {"kill-on-invalid-dep": "yes"},
+        # a job whose dependency failed leaves the queue instead of waiting forever; a
+        # requeued job appends to its log, so the attempt before the requeue stays readable
+        "additional_parameters": {"kill-on-invalid-dep": "yes", "open-mode": "append"},
         "stderr_to_stdout": True,  # one log per job, the traceback in it
+        "srun_args": ["--open-mode=append"],  # the task's log too (srun truncates otherwise)
     }
     if gpus:
         parameters["gpus_per_node"] = gpus

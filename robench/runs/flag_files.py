@@ -36,6 +36,7 @@ class StoredFlags:
 
     clean: np.ndarray  # bool: correct on the clean image
     measured: np.ndarray  # bool: what the evaluation measures (= clean without an attack)
+    seconds: float = 0.0  # compute time of this prefix, summed over the runs that resumed it
 
     def __len__(self) -> int:
         return len(self.measured)
@@ -61,22 +62,31 @@ class FlagFile:
                 fmt = str(data["format"])
                 clean = np.asarray(data["clean"], dtype=bool)
                 measured = np.asarray(data["flags"], dtype=bool)
+                seconds = float(data["seconds"]) if "seconds" in data.files else 0.0
         except (OSError, ValueError, KeyError):
             return _EMPTY  # unreadable or an older format: recompute rather than trust it
         if fmt != FORMAT or measured.ndim != 1 or clean.shape != measured.shape:
             return _EMPTY
         if len(measured) > self.n:
             return _EMPTY
-        return StoredFlags(clean, measured)
+        return StoredFlags(clean, measured, seconds)
 
-    def save(self, clean: np.ndarray, measured: np.ndarray) -> None:
+    def save(self, clean: np.ndarray, measured: np.ndarray, seconds: float = 0.0) -> None:
+        """Write the prefix done so far and the compute seconds it took, so that rows rebuilt
+        later from complete flags (a rerun, a cluster's report job) still say what it cost."""
         if not self.writable:
             return
         clean, measured = np.asarray(clean, dtype=bool), np.asarray(measured, dtype=bool)
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
-                np.savez(handle, clean=clean, flags=measured, format=np.array(FORMAT))
+                np.savez(
+                    handle,
+                    clean=clean,
+                    flags=measured,
+                    seconds=np.array(float(seconds)),
+                    format=np.array(FORMAT),
+                )
 
         atomic_write(self.path, write)
 

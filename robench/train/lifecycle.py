@@ -208,13 +208,19 @@ def data_record(splits: DataSplits, train: int, val: int, *, detailed: bool) -> 
     )
 
 
-def runtime_section(runtime: Runtime, ctx: DistContext, *, sync_bn: bool) -> dict[str, Any]:
-    """How this session trained: device, fast path, processes (a resume may use others)."""
+def runtime_section(
+    runtime: Runtime, ctx: DistContext, *, sync_bn: bool, compiled: bool = True
+) -> dict[str, Any]:
+    """How this session trained: device, fast path, processes (a resume may use others).
+    `compiled`: whether this kind of training compiles its forward when the runtime asks
+    (fine-tuning does; the pretraining steps run eagerly)."""
+    compile_ = runtime.compile and compiled
     return {
         "device": runtime.describe(),
         "amp": str(runtime.amp_dtype) if runtime.amp_dtype else None,
         "channels_last": runtime.channels_last,
-        "compile": runtime.compile,
+        "compile": compile_,
+        "compile_backend": runtime.compile_backend if compile_ else None,
         "world_size": ctx.world_size,
         "sync_bn": sync_bn,
     }

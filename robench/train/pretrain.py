@@ -41,7 +41,13 @@ from robench.pretext.ensemble import PretextEnsemble
 from robench.runs import RunDir, RunRecord
 from robench.runs import checkpoint as ckpt
 from robench.train.ensemble_pretrain import EnsembleStep
-from robench.train.lifecycle import TrainEnv, data_record, provenance_sections, run_lifecycle
+from robench.train.lifecycle import (
+    TrainEnv,
+    data_record,
+    provenance_sections,
+    run_lifecycle,
+    runtime_section,
+)
 from robench.train.loop import EpochProgress, run_epoch
 from robench.train.schedule import cosine_lr, make_optimizer, set_lr
 from robench.train.steps import PretextStep
@@ -109,7 +115,7 @@ class PretrainJob:
             {
                 "task_config": task.config(),
                 "lr": {"max": self.lr_max, "min": self.lr_min, "schedule": "cosine"},
-                "runtime": {"device": runtime.describe()},
+                "runtime": runtime_section(runtime, DistContext(), sync_bn=False, compiled=False),
                 **provenance_sections(),
             },
         )

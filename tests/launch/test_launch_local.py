@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from helpers import launch_suite_toml, quiet_session, run_cli, same_boards
@@ -45,6 +46,8 @@ def test_local_jobs_give_the_sequential_boards_and_rerun_nothing(setup, monkeypa
     assert code == 0, err + text
     assert "4 job(s) done" in text, text
     same_boards(root / "seq" / "leaderboards", out / "leaderboards")
+    # the report job rebuilt the rows from the jobs' complete flags: their cost is still there
+    assert (pd.read_csv(out / "leaderboards" / "pgd20.csv")["eval_seconds"] > 0).all()
     for run in ("P1F4", "rot-P3F4"):  # the final weights too, bit for bit
         a, _ = ckpt.load_checkpoint(root / "seq" / "runs" / run / "checkpoints" / "last")
         b, _ = ckpt.load_checkpoint(out / "runs" / run / "checkpoints" / "last")

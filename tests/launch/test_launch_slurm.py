@@ -95,7 +95,14 @@ def test_slurm_jobs_give_the_sequential_boards_and_a_rerun_submits_nothing(
     assert LaunchState(out).submitted() == before  # nothing submitted again
 
 
-def test_a_requeued_training_job_finishes_bit_identical(setup, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("interrupt", ["scontrol requeue", "preemption signal"])
+def test_a_requeued_training_job_finishes_bit_identical(
+    setup, tmp_path, monkeypatch, capsys, interrupt
+):
+    """Requeued by the cluster (`scontrol requeue`: the job is killed and starts again), or
+    preempted: SLURM's USR2 reaches submitit's handler, which checkpoints the job's
+    submission and requeues it itself. Either way training resumes from its last mid-epoch
+    checkpoint and ends bit-identical to the uninterrupted run."""
     root, _ = setup
     long = {"finetune": "F4", "epochs": 5, "train_subset": 72}
     (root / "long.toml").write_text(launch_suite_toml(long=long))
@@ -117,7 +124,10 @@ def test_a_requeued_training_job_finishes_bit_identical(setup, tmp_path, monkeyp
     while not (metrics.is_file() and metrics.read_text().strip()):  # mid-training
         assert time.monotonic() < deadline, "the job never started training"
         time.sleep(0.2)
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    if interrupt == "scontrol requeue":
+        subprocess.run(["scontrol", "requeue", job_id], check=True)
+    else:  # what a preempting scheduler sends first (submitit's --signal=USR2@90)
+        subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
     # SLURM holds a requeued job back for a while (BeginTime); once it is back in the queue,
     # let it start at once
     while queue_states([job_id]).get(job_id) != "PENDING":
@@ -127,6 +137,11 @@ def test_a_requeued_training_job_finishes_bit_identical(setup, tmp_path, monkeyp
     _wait(out)
     shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True)
     assert "Restarts=1" in shown.stdout, shown.stdout  # it was requeued, and ran again
+    if interrupt == "preemption signal":
+        log = Path(LaunchState(out).submitted()["train.long"]["log"]).read_text()
+        # submitit's handler took it (and with --time 10 calls it a time-out: its guaranteed
+        # walltime is min(80%, time - 10 min)); both attempts are in the one log
+        assert "Caught signal SIGUSR2" in log and log.count("Starting with") == 2, log[-2000:]
     a, _ = ckpt.load_checkpoint(tmp_path / "ref" / "long" / "checkpoints" / "last")
     b, meta = ckpt.load_checkpoint(out / "runs" / "long" / "checkpoints" / "last")
     assert meta["epoch"] == 5 and all(torch.equal(a[k], b[k]) for k in a)
@@ -148,3 +163,47 @@ def test_a_failed_job_is_in_status_with_its_log(setup, monkeypatch, capsys):
     assert log in flat and "train_subset=100000" in Path(log).read_text()
     failed = json.loads((out / "launch" / "failed" / "train.broken.json").read_text())
     assert failed["error"].startswith("DataError")
+
+
+def _gpus_on_the_node() -> int:
+    """GPUs the cluster's node advertises (CI's one-node cluster: two count-only GRES GPUs)."""
+    done = subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True)
+    gres = done.stdout.strip()
+    return int(gres.split(":")[-1].split("(")[0]) if gres.startswith("gpu:") else 0
+
+
+def test_a_job_with_two_gpus_trains_under_ddp_across_two_tasks(setup, tmp_path, monkeypatch,
+                                                                capsys):  # fmt: skip
+    """`--gpus-per-job 2`: two SLURM tasks, submitit's environment made torchrun's, robench's
+    DDP (gloo here, on the CPU; NCCL on a GPU node) training what one process trains.
+
+    Standard training (F3), so no PGD step turns a rounding difference into a pixel step;
+    the tolerance is the torchrun test's (tests/distributed), for the same reason: the two
+    ranks sum their gradients in another order than one process."""
+    if _gpus_on_the_node() < 2:
+        pytest.skip("the cluster's node advertises fewer than 2 GPUs (bash .ci/slurm.sh up)")
+    root, data = setup
+    (root / "ddp.toml").write_text(launch_suite_toml(ddp={"finetune": "F3"}))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # one process, one thread: the reference
+        train(quiet_session(str(data)), load_suite(root / "ddp.toml"), tmp_path / "ref", ["ddp"])
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "cluster"
+    code, text, err = _submit(monkeypatch, capsys, root, data, out, "ddp.toml",
+                              "--only", "ddp", "--gpus-per-job", "2")  # fmt: skip
+    assert code == 0, err + text
+    _wait(out)
+    record = json.loads((out / "runs" / "ddp" / "config.json").read_text())
+    assert record["runtime"]["world_size"] == 2, record["runtime"]
+    log = Path(LaunchState(out).submitted()["train.ddp"]["log"]).read_text()
+    assert (out / "launch" / "done" / "train.ddp.json").is_file(), log
+    a, _ = ckpt.load_checkpoint(tmp_path / "ref" / "ddp" / "checkpoints" / "last")
+    b, _ = ckpt.load_checkpoint(out / "runs" / "ddp" / "checkpoints" / "last")
+    assert a.keys() == b.keys()
+    for key in a:
+        if key.endswith("momentum_buffer") or not a[key].is_floating_point():
+            continue
+        diff = (a[key].double() - b[key].double()).abs().max().item()
+        assert diff <= 5e-3 * max(1.0, a[key].abs().max().item()), (key, diff)

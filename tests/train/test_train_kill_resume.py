@@ -23,6 +23,7 @@ from helpers import suite_toml, train_env
 from robench.config import load_suite
 from robench.runs import checkpoint as ckpt
 from robench.runs.run_dir import RunDir
+from robench.runtime import FAST_PATH_ON_CPU
 from robench.train import loop as loop_mod
 from robench.train.finetune import train_run
 from robench.train.pretrain import pretrain_run
@@ -93,7 +94,15 @@ def _interrupt_after_partial_checkpoints(monkeypatch, how_many: int) -> None:
         monkeypatch.setattr(f"{module}.run_epoch", run_epoch)
 
 
-def test_finetuning_resumes_mid_epoch_exactly(suite_file, folder, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "fast_path",
+    # the CUDA fast path forced on the CPU (bf16 autocast, channels_last, torch.compile with
+    # inductor, as on a GPU): a resume must be as exact under it
+    [None, pytest.param("1", marks=pytest.mark.fastpath, id="fast-path-inductor")],
+)
+def test_finetuning_resumes_mid_epoch_exactly(suite_file, folder, tmp_path, monkeypatch, fast_path):
+    if fast_path is not None:
+        monkeypatch.setenv(FAST_PATH_ON_CPU, fast_path)
     suite = load_suite(suite_file)
     env = train_env(folder, suite, checkpoint_every=4)
     train_run(suite.runs["at"], tmp_path / "straight", env)
@@ -105,6 +114,10 @@ def test_finetuning_resumes_mid_epoch_exactly(suite_file, folder, tmp_path, monk
     _, meta = ckpt.load_checkpoint(partial)
     assert (meta["epoch"], meta["progress"]["step"]) == (2, 8)
     monkeypatch.undo()
+    if fast_path is not None:
+        monkeypatch.setenv(FAST_PATH_ON_CPU, fast_path)
+        env = train_env(folder, suite, checkpoint_every=4)
+        assert env.runtime.compile and env.runtime.precision == "bf16"
     train_run(suite.runs["at"], tmp_path / "resumed", env)
     _assert_same_run(tmp_path / "straight" / "at", tmp_path / "resumed" / "at")
     assert not ckpt.checkpoint_paths(partial)[0].exists()  # removed once the epoch ended
