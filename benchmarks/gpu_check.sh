@@ -208,8 +208,23 @@ for p in progress:
     lines.append(f"\n{p['suite']}/{p['run']}: epoch {p['epochs_done']}/{p['epochs']}, "
                  f"val TA (pretext acc) {p['val_ta']}, RA {p['val_ra']}, {rate} img/s")
 speed = out / "train-speed.csv"
+# issue #17's targets on an H100/H200, PGD-10 AT per 45k-image epoch (seconds; x reference)
+TARGETS = {"preact_resnet18": (15.0, 3.0), "preact_resnet50v2": (40.0, None)}
 if speed.is_file():
-    lines.append("\ntrain_speed: " + str(sum(1 for _ in open(speed)) - 1) + " rows in train-speed.csv")
+    with open(speed) as handle:
+        measured = list(csv.DictReader(handle))
+    lines.append(f"\ntrain_speed: {len(measured)} rows in train-speed.csv")
+    lines += ["", "| model | PGD-10 AT s/epoch | target | x reference | target | met |",
+              "|---|---|---|---|---|---|"]
+    for r in measured:
+        if r["workload"] != "pgd10_at" or r["implementation"] != "robench":
+            continue
+        seconds, ratio = float(r["seconds"]), float(r["ratio_vs_reference"] or "nan")
+        limit, times = TARGETS.get(r["model"], (None, None))
+        met = "no target" if limit is None else (
+            "yes" if seconds <= limit and (times is None or ratio >= times) else "NO")
+        lines.append(f"| {r['model']} | {seconds:.1f} | {limit or '-'} | {ratio:.2f} | "
+                     f"{times or '-'} | {met} |")
 text = "\n".join(lines) + "\n"
 (out / "summary.md").write_text(text)
 print(text)
