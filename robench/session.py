@@ -54,6 +54,7 @@ class Session:
     console: Console = field(default_factory=Console)
     data_dir: str | None = None
     checkpoint_every: int = CHECKPOINT_EVERY
+    log: tuple[str, ...] = ()  # training logs: tensorboard, wandb (robench.train.loggers)
 
     @classmethod
     def start(
@@ -64,10 +65,15 @@ class Session:
         data_dir: str | None = None,
         checkpoint_every: int = CHECKPOINT_EVERY,
         runtime: RuntimeConfig | None = None,
+        log: list[str] | tuple[str, ...] | None = None,
     ) -> Session:
-        """A session on `device` with a suite's `[runtime]` settings (defaults without one)."""
+        """A session on `device` with a suite's `[runtime]` settings (defaults without one);
+        `log`: training logs beyond metrics.jsonl, checked here, before anything trains."""
+        from robench.train.loggers import check_loggers
+
         if checkpoint_every < 0:
             raise RobenchError(f"--checkpoint-every must be >= 0, got {checkpoint_every}")
+        logs = check_loggers(log)
         settings = runtime or RuntimeConfig()
         return cls(
             runtime=Runtime.select(
@@ -79,6 +85,7 @@ class Session:
             console=console or Console(),
             data_dir=data_dir,
             checkpoint_every=checkpoint_every,
+            log=logs,
         )
 
     def warn(self, message: str) -> None:
@@ -93,4 +100,5 @@ class Session:
             data_dir=self.data_dir,
             checkpoint_every=self.checkpoint_every,
             suite=ref,
+            log=self.log,
         )

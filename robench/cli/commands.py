@@ -15,6 +15,7 @@ from robench.cli.common import (
     CheckpointEvery,
     DataDir,
     Device,
+    Log,
     Precision,
     app,
     console,
@@ -32,13 +33,14 @@ def train(
     data_dir: DataDir = None,
     device: Device = "auto",
     checkpoint_every: CheckpointEvery = 100,
+    log: Log = None,
 ) -> None:
     """Train a suite's runs (resuming unfinished ones, skipping finished ones)."""
     from robench.config import load_suite
     from robench.workflow import train as run_train
 
     loaded = load_suite(suite)
-    session = session_for(device, data_dir, checkpoint_every, loaded)
+    session = session_for(device, data_dir, checkpoint_every, loaded, log)
     trained = run_train(session, loaded, out, only)
     console.print(f"trained {len(trained.runs)} run(s) under {out}", markup=False)
 

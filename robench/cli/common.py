@@ -47,6 +47,14 @@ Precision = Annotated[
 CheckpointEvery = Annotated[
     int, typer.Option(help="Steps between mid-epoch checkpoints (0: at epoch ends only).")
 ]
+Log = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--log",
+        help="Training logs beyond metrics.jsonl: tensorboard (into the run directory) or "
+        "wandb (offline); repeatable.",
+    ),
+]
 
 
 def session_for(
@@ -54,6 +62,7 @@ def session_for(
     data_dir: str | None,
     checkpoint_every: int = 100,
     suite: Suite | None = None,
+    log: list[str] | None = None,
 ) -> Session:
     from robench.session import Session
 
@@ -64,6 +73,7 @@ def session_for(
         data_dir=data_dir,
         checkpoint_every=checkpoint_every,
         runtime=runtime,
+        log=log,
     )
 
 

@@ -15,6 +15,7 @@ from robench.cli.common import (
     CheckpointEvery,
     DataDir,
     Device,
+    Log,
     Precision,
     app,
     console,
@@ -35,6 +36,7 @@ def reproduce(
     data_dir: DataDir = None,
     device: Device = "auto",
     checkpoint_every: CheckpointEvery = 100,
+    log: Log = None,
     launcher: Annotated[str, Opt(help="sequential (here, in order), local or slurm.")] = (
         "sequential"
     ),
@@ -91,11 +93,12 @@ def reproduce(
     if launcher == "sequential":
         from robench.workflow import reproduce as run_reproduce
 
-        session = session_for(device, data_dir, checkpoint_every, loaded)
+        session = session_for(device, data_dir, checkpoint_every, loaded, log)
         done = run_reproduce(session, loaded, out, only, precision=precision)
         console.print(f"leaderboards: {done.boards.folder}", soft_wrap=True, markup=False)
         return
     from robench.launch.launcher import launch
+    from robench.train.loggers import check_loggers
 
     launch(
         loaded,
@@ -108,6 +111,7 @@ def reproduce(
         data_dir=data_dir,
         precision=precision,
         checkpoint_every=checkpoint_every,
+        log=tuple(check_loggers(log)),  # here, before anything is submitted
         console=console,
     )
 
@@ -173,6 +177,7 @@ def job(
     data_dir: DataDir = None,
     device: Device = "auto",
     checkpoint_every: CheckpointEvery = 100,
+    log: Log = None,
 ) -> None:
     """Run one job of a launched reproduction (what the local launcher starts)."""
     from robench.launch.jobs import JobSpec, execute
@@ -186,6 +191,7 @@ def job(
         data_dir=data_dir,
         precision=precision,
         checkpoint_every=checkpoint_every,
+        log=tuple(log or ()),
     )
     execute(spec, console=console)
     console.print(Text(f"job {job_id} done"))

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.markup import escape
 
 import robench
 from robench.attacks import build_attack
@@ -134,7 +133,7 @@ class Evaluator:
             attack = (
                 None if evaluation.attack is None else build_attack(evaluation.attack, self.runtime)
             )
-            label = escape(f"{self.target.name} {evaluation.name}")  # the bar reads markup
+            label = f"{self.target.name} {evaluation.name}"  # shown as text, never as markup
             with self._progress(label, len(data)) as advance:
                 cached = compute_flags(
                     self.model,

@@ -37,6 +37,7 @@ class JobSpec:
     data_dir: str | None = None
     precision: str = "fp32"
     checkpoint_every: int = 100
+    log: tuple[str, ...] = ()  # training logs (tensorboard, wandb)
 
     @property
     def out_path(self) -> Path:
@@ -48,6 +49,8 @@ class JobSpec:
         args += ["--precision", self.precision, "--checkpoint-every", str(self.checkpoint_every)]
         for run in self.only:
             args += ["--only", run]
+        for logger in self.log:
+            args += ["--log", logger]
         if self.data_dir is not None:
             args += ["--data-dir", self.data_dir]
         return args
@@ -71,6 +74,7 @@ def execute(spec: JobSpec, console: Console | None = None) -> None:
         data_dir=spec.data_dir,
         checkpoint_every=spec.checkpoint_every,
         runtime=suite.runtime,
+        log=spec.log,
     )
     state = LaunchState(Path(spec.out))
     start = time.perf_counter()

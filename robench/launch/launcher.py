@@ -38,6 +38,7 @@ def launch(
     precision: str,
     checkpoint_every: int,
     console: Console,
+    log: tuple[str, ...] = (),
 ) -> None:
     check_output_dir(out, "--out")
     out = out.resolve()  # jobs run elsewhere (other nodes, other working directories)
@@ -51,6 +52,7 @@ def launch(
         data_dir=None if data_dir is None else str(Path(data_dir).resolve()),
         precision=precision,
         checkpoint_every=checkpoint_every,
+        log=log,
     )
     state = LaunchState(out)
     write_json_atomic(state.folder / PLAN, {"suite": suite.path, "only": list(only)})

@@ -43,7 +43,7 @@ from robench.train.lifecycle import (
     run_lifecycle,
     runtime_section,
 )
-from robench.train.loop import EpochProgress, run_epoch
+from robench.train.loop import EpochProgress, SyncFn, run_epoch
 from robench.train.rotation_aux import RotationAuxiliaryObjective, RotationAuxStep
 from robench.train.schedule import lr_at_epoch, make_optimizer, set_lr
 from robench.train.steps import ClassifierStep
@@ -171,7 +171,12 @@ class FinetuneJob:
         }
 
     def run_epoch(
-        self, epoch: int, resume_from: EpochProgress | None, checkpoint_every: int, on_checkpoint
+        self,
+        epoch: int,
+        resume_from: EpochProgress | None,
+        checkpoint_every: int,
+        on_checkpoint,
+        on_sync: SyncFn | None = None,
     ) -> dict[str, Any]:
         p = self.run.protocol
         lr = lr_at_epoch(p, epoch)
@@ -193,6 +198,7 @@ class FinetuneJob:
             checkpoint_every=checkpoint_every,
             on_checkpoint=on_checkpoint,
             dist_ctx=self.ctx,
+            on_sync=on_sync,
         )
         val = self._validate()
         return {

@@ -38,7 +38,8 @@ from robench.runs import checkpoint as ckpt
 from robench.runs.lock import folder_lock
 from robench.runs.metrics_log import append_metrics, read_metrics, truncate_metrics
 from robench.runtime import Runtime
-from robench.train.loop import EpochProgress
+from robench.train.loggers import TrainLogs
+from robench.train.loop import EpochProgress, SyncFn
 
 CHECKPOINT_EVERY = 100  # steps between mid-epoch checkpoints; 0 = only at epoch ends
 PRETRAIN_FOLDER = "pretrain"  # <out>/pretrain/<name>: the pretraining runs fine-tuning starts from
@@ -53,6 +54,7 @@ class TrainEnv:
     data_dir: str | Path | None = None
     checkpoint_every: int = CHECKPOINT_EVERY
     suite: SuiteRef | None = None
+    log: tuple[str, ...] = ()  # training logs beyond metrics.jsonl (train/loggers.py)
 
 
 EpochFn = Callable[[EpochProgress], None]
@@ -85,8 +87,10 @@ class TrainingJob(Protocol):
         resume_from: EpochProgress | None,
         checkpoint_every: int,
         on_checkpoint: EpochFn,
+        on_sync: SyncFn | None = None,
     ) -> dict[str, Any]:
-        """Train one epoch (and validate); the metrics line of that epoch."""
+        """Train one epoch (and validate); the metrics line of that epoch. `on_sync`: see
+        `robench.train.loop.run_epoch`."""
 
     def after_epoch(self, rd: RunDir, epoch: int, record: dict[str, Any], write: bool) -> None:
         """Track what the job tracks (best epochs) and, when `write`, save its checkpoints."""
@@ -144,8 +148,31 @@ def _lifecycle(
     if ctx.is_main:
         truncate_metrics(rd.metrics, start_epoch)
 
+    logs = TrainLogs(env.log if ctx.is_main else (), rd.path, spec.name, job.record.to_json())
+    try:
+        return _train_epochs(rd, spec, job, env, ctx, start_epoch, resume_from, logs)
+    finally:
+        logs.close()
+
+
+def _train_epochs(
+    rd: RunDir,
+    spec: RunSpec | PretrainSpec,
+    job: TrainingJob,
+    env: TrainEnv,
+    ctx: DistContext,
+    start_epoch: int,
+    resume_from: EpochProgress | None,
+    logs: TrainLogs,
+) -> dict[str, Any]:
+    console = env.console
     started = time.perf_counter()
     for epoch in range(start_epoch + 1, job.epochs + 1):
+
+        def log_step(step: int, steps: int, loss: float, rate: float, epoch: int = epoch) -> None:
+            lr = float(job.optimizer.param_groups[0]["lr"])
+            logs.step(epoch, step, steps, {"train/loss": loss, "train/lr": lr,
+                                           "train/img_per_s": rate})  # fmt: skip
 
         def save_partial(progress: EpochProgress, epoch: int = epoch) -> None:
             if ctx.is_main:
@@ -155,10 +182,11 @@ def _lifecycle(
                 ckpt.save_checkpoint(rd.partial_checkpoint, state, meta)
                 LAST_SAVED.update(run=spec.name, epoch=epoch, step=progress.step)
 
-        record = job.run_epoch(epoch, resume_from, env.checkpoint_every, save_partial)
+        record = job.run_epoch(epoch, resume_from, env.checkpoint_every, save_partial, log_step)
         resume_from = None
         if ctx.is_main:
             append_metrics(rd.metrics, record)
+            logs.epoch(epoch, record)
         job.after_epoch(rd, epoch, record, write=ctx.is_main)
         if ctx.is_main:
             meta = {**job.checkpoint_meta(epoch, record), **job.state_meta()}

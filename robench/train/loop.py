@@ -45,6 +45,7 @@ class StepOutput:
 
 # (x, y, generator for this step's randomness) -> StepOutput
 StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], StepOutput]
+SyncFn = Callable[[int, int, float, float], None]  # (step, steps, running loss, img/s)
 
 
 @dataclass
@@ -170,12 +171,15 @@ def run_epoch(
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[EpochProgress], None] | None = None,
     dist_ctx: DistContext | None = None,
+    on_sync: SyncFn | None = None,
 ) -> EpochStats:
     """One epoch of `step` over `batches`; every `checkpoint_every` steps, `on_checkpoint`.
 
     `resume_from` continues an epoch a mid-epoch checkpoint saved: its sums, from its step.
     `on_checkpoint` gets the progress of all ranks together, on every rank (it writes on rank
-    0 only), and the returned statistics are the global ones on every rank.
+    0 only), and the returned statistics are the global ones on every rank. `on_sync(step,
+    steps, running loss, img/s)` is called at each host sync (every SYNC_EVERY steps and at
+    the last): what training logs record without syncing the GPU any more often.
     """
     ctx = dist_ctx or DistContext()
     state = resume_from or EpochProgress.empty(device)
@@ -213,6 +217,8 @@ def run_epoch(
                 running = float(state.loss_sum) / max(state.seen, 1)  # one sync every SYNC_EVERY
                 _check_finite(running, name, epoch, index)
                 progress.update(task, info=f"loss {running:.3f}")
+                if on_sync is not None:
+                    on_sync(index, len(batches), running, rate)
             if (
                 on_checkpoint is not None
                 and checkpoint_every > 0

@@ -48,7 +48,7 @@ from robench.train.lifecycle import (
     run_lifecycle,
     runtime_section,
 )
-from robench.train.loop import EpochProgress, run_epoch
+from robench.train.loop import EpochProgress, SyncFn, run_epoch
 from robench.train.schedule import cosine_lr, make_optimizer, set_lr
 from robench.train.steps import PretextStep
 from robench.train.transfer import trunk_tensors
@@ -184,7 +184,12 @@ class PretrainJob:
         return meta
 
     def run_epoch(
-        self, epoch: int, resume_from: EpochProgress | None, checkpoint_every: int, on_checkpoint
+        self,
+        epoch: int,
+        resume_from: EpochProgress | None,
+        checkpoint_every: int,
+        on_checkpoint,
+        on_sync: SyncFn | None = None,
     ) -> dict[str, Any]:
         p = self.spec.protocol
         lr = cosine_lr(self.lr_max, self.lr_min, epoch, p.epochs)
@@ -202,6 +207,7 @@ class PretrainJob:
             resume_from=resume_from,
             checkpoint_every=checkpoint_every,
             on_checkpoint=on_checkpoint,
+            on_sync=on_sync,
         )
         record: dict[str, Any] = {
             "epoch": epoch,
