@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 
 import pytest
 from helpers import assert_one_line_error, run_cli, suite_toml
@@ -72,3 +73,59 @@ def test_a_missing_logger_package_is_one_line_naming_the_pip_command(monkeypatch
     code, _, err = run_cli(monkeypatch, capsys, "train", str(tmp_path / "suite.toml"),
                            "--out", str(tmp_path / "o"), "--log", "mlflow")  # fmt: skip
     assert_one_line_error(code, err, "choose from tensorboard, wandb")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_resumed_run_logs_each_step_once(trained, tmp_path, monkeypatch):
+    """Killed at step 3 of epoch 1, after logging it, with its last checkpoint at step 2:
+    resumed, it logs step 3 again, and TensorBoard drops what the dead process logged from
+    there (purge_step), so each step is there once; the epochs' values are metrics.jsonl's."""
+    from helpers import train_env
+
+    from robench.config import load_suite
+    from robench.train import loop as loop_mod
+    from robench.train.finetune import train_run
+
+    root, data = trained
+    suite = load_suite(root / "suite.toml")
+    env = replace(train_env(data, suite, checkpoint_every=2), log=("tensorboard",))
+    monkeypatch.setattr(loop_mod, "SYNC_EVERY", 1)  # a logged step between checkpoints
+    real = loop_mod.run_epoch
+
+    def dying(*args, on_sync=None, **kwargs):
+        def log_then_maybe_die(step, *rest):
+            on_sync(step, *rest)
+            if kwargs["epoch"] == 1 and step == 3:
+                raise Interrupted
+
+        return real(*args, on_sync=log_then_maybe_die, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("robench.train.finetune.run_epoch", dying)
+        with pytest.raises(Interrupted):
+            train_run(suite.runs["P1F4"], tmp_path, env)
+    train_run(suite.runs["P1F4"], tmp_path, env)
+    events = _events(tmp_path / "P1F4" / "tensorboard")
+    steps = [e.step for e in events.Scalars("train/loss")]
+    assert steps == sorted(set(steps)) and 3 in steps, steps  # once each, in order
+    lines = [json.loads(x) for x in (tmp_path / "P1F4" / "metrics.jsonl").read_text().splitlines()]
+    assert [e.value for e in events.Scalars("epoch/val_ta")] == pytest.approx(
+        [line["val_ta"] for line in lines]
+    )
+
+
+def test_log_wandb_keeps_an_offline_run_in_the_run_directory(trained, tmp_path, monkeypatch,
+                                                             capsys):  # fmt: skip
+    pytest.importorskip("wandb", reason="pip install 'robench[wandb]'")
+    root, data = trained
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    code, _, err = run_cli(monkeypatch, capsys, "train", str(root / "suite.toml"), "--out",
+                           str(tmp_path), "--data-dir", str(data), "--device", "cpu",
+                           "--log", "wandb")  # fmt: skip
+    assert code == 0, err
+    (offline,) = (tmp_path / "P1F4" / "wandb").glob("offline-run-*/run-*.wandb")
+    recorded = offline.read_bytes()  # the run's records (protobuf): the keys are in there
+    assert all(key in recorded for key in (b"train/loss", b"epoch/val_ta", b"epoch/val_ra"))
