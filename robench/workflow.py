@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rich.text import Text
+
 from robench.atomic import check_output_dir, write_text_atomic
 from robench.config import RunSpec, Suite
 from robench.config.tables import TableSpec
@@ -82,9 +84,27 @@ def evaluate(
 
 
 def evaluate_request(session: Session, request: EvalRequest) -> BoardSet:
-    """`robench eval`: the request's targets under its suite, into its leaderboard folder."""
+    """`robench eval`: the request's targets under its suite, into its leaderboard folder;
+    with --eps-sweep, once per eps (the same images; resumable per eps), then the curve."""
     boards = BoardSet(request.leaderboard_dir, warn=session.warn)
-    return evaluate(session, request.targets(), request.suite, boards, request.options())
+    for options in request.sweep_options():
+        evaluate(session, request.targets(), request.suite, boards, options)
+    if request.eps_sweep and current().is_main:
+        _draw_eps_sweep(session, boards, request)
+    return boards
+
+
+def _draw_eps_sweep(session: Session, boards: BoardSet, request: EvalRequest) -> None:
+    import pandas as pd
+
+    from robench.epsilon import parse_eps
+    from robench.eval.suites import expand_suites
+    from robench.report.eps_curve import plot_eps_sweep, sweep_rows
+
+    board = expand_suites(request.suite)[0].board.name
+    rows = sweep_rows(pd.read_csv(boards.path(board)), [parse_eps(e) for e in request.eps_sweep])
+    path = plot_eps_sweep(rows, boards.folder / f"{request.suite}-eps-sweep.png")
+    session.console.print(Text(f"eps sweep: {path}"), soft_wrap=True)
 
 
 def reproduce(

@@ -87,6 +87,10 @@ def eval_(
     ] = None,
     data: Annotated[str, typer.Option(help="Data source for --model/--robustbench.")] = "cifar10",
     eps: Annotated[str | None, typer.Option(help="Override the attack eps, e.g. 4/255.")] = None,
+    eps_sweep: Annotated[
+        str | None,
+        typer.Option(help="One evaluation per eps, same images, and the curve: 0,2/255,8/255."),
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Override the attack steps.")] = None,
     step_size: Annotated[
         str | None, typer.Option(help="Override the PGD step size, e.g. 1/255.")
@@ -145,6 +149,7 @@ def eval_(
         robustbench_dir=robustbench_dir,
         data=data,
         eps=eps,
+        eps_sweep=tuple(v.strip() for v in eps_sweep.split(",")) if eps_sweep else (),
         steps=steps,
         step_size=step_size,
         norm=norm,

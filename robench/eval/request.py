@@ -9,7 +9,7 @@ each combination forbids.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class EvalRequest:
     robustbench_dir: Path | None = None  # where its checkpoint is (default: robench's cache)
     data: str = "cifar10"  # the data source of an external model
     eps: str | None = None
+    eps_sweep: tuple[str, ...] = ()  # one evaluation per eps, on the same images
     steps: int | None = None
     step_size: str | None = None
     norm: str | None = None  # the threat model of the attack: linf or l2
@@ -98,6 +99,26 @@ class EvalRequest:
         if self.suite == "torchattacks" and self.attack is None:
             raise RobenchError("--suite torchattacks needs --attack NAME (a torchattacks class)")
         self.options()  # the overrides' own checks
+        if self.eps_sweep:
+            self._check_sweep()
+
+    def _check_sweep(self) -> None:
+        if self.eps is not None:
+            raise RobenchError("--eps-sweep replaces --eps: give one or the other")
+        suites = expand_suites(self.suite)
+        if len(suites) != 1 or "eps" not in suites[0].accepts:
+            raise RobenchError(f"--eps-sweep: suite {self.suite} takes no eps (pgd20 does)")
+        values = [parse_eps(v) for v in self.eps_sweep]
+        if len(set(values)) != len(values):
+            raise RobenchError(f"--eps-sweep gives an eps twice: {','.join(self.eps_sweep)}")
+        self.sweep_options()  # each eps checked as --eps would be
+
+    def sweep_options(self) -> list[EvalOptions]:
+        """One set of options per eps of --eps-sweep (the options alone without one)."""
+        base = self.options()
+        if not self.eps_sweep:
+            return [base]
+        return [replace(base, overrides=replace(base.overrides, eps=eps)) for eps in self.eps_sweep]
 
     @property
     def state_root(self) -> Path:

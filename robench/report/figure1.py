@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.transforms import Bbox
 
-from robench.report.figures import new_figure, save_figure
+from robench.report.figures import literal, new_figure, save_figure
 
 
 def _summary(board: pd.DataFrame) -> str:
@@ -98,7 +98,7 @@ def _place_labels(
         best = None
         for offset, ha, va in spots:
             label = ax.annotate(
-                names[i],
+                literal(names[i]),
                 (x[i], y[i]),
                 xytext=offset,
                 textcoords="offset points",
@@ -225,7 +225,7 @@ def plot_ta_ra(board: pd.DataFrame, path: Path, n: int | None = None) -> Path:
     ax.set_ylabel("robust accuracy RA (%)")
     ax.grid(alpha=0.3, zorder=1)
     bars = "; bars: 95% Wilson intervals" if "ra_lo" in board.columns else ""
-    ax.set_title(textwrap.fill(f"TA vs RA ({_summary(board)}{bars})", 70), fontsize=11)
+    ax.set_title(literal(textwrap.fill(f"TA vs RA ({_summary(board)}{bars})", 70)), fontsize=11)
     fig.canvas.draw()  # settle the constrained layout, then freeze it for label placement
     fig.set_layout_engine("none")
     _place_labels(ax, names, ta, ra, sizes)

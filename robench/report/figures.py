@@ -24,6 +24,12 @@ DPI = 150
 COLOR_A, COLOR_B = "#1f77b4", "#ff7f0e"
 
 
+def literal(text: object) -> str:
+    """Text that matplotlib shows as written: its mathtext would read `$...$` as a formula
+    (a row name like `$x$` is valid text)."""
+    return str(text).replace("$", r"\$")
+
+
 def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
@@ -42,6 +48,7 @@ def save_figure(fig: Figure, path: Path) -> Path:
 def _ticklabels(ax: Axes, names: list[str], axis: str) -> None:
     """Tick labels that stay readable: long x labels are slanted instead of overlapping."""
     ticks = range(len(names))
+    names = [literal(n) for n in names]
     if axis == "x":
         slant = max((len(n) for n in names), default=0) > 8
         ax.set_xticks(ticks, names, rotation=30 if slant else 0, ha="right" if slant else "center")
@@ -97,10 +104,10 @@ def _venn(ax: Axes, row: pd.Series) -> None:
         ax.add_patch(Circle((x, 0), 1.0, facecolor=color, alpha=0.3, edgecolor=color, lw=2))
     for x, value in ((-1.0, row["only_a"]), (0.0, row["both"]), (1.0, row["only_b"])):
         ax.text(x, 0, f"{100 * value:.1f}%", ha="center", va="center", fontsize=11)
-    ax.text(0, -1.3, f"fools {row['target_a']}", color=COLOR_A, ha="center", fontsize=10)
-    ax.text(0, -1.6, f"fools {row['target_b']}", color=COLOR_B, ha="center", fontsize=10)
+    ax.text(0, -1.3, literal(f"fools {row['target_a']}"), color=COLOR_A, ha="center", fontsize=10)
+    ax.text(0, -1.6, literal(f"fools {row['target_b']}"), color=COLOR_B, ha="center", fontsize=10)
     ax.text(0, -1.9, f"fools neither: {100 * row['neither']:.1f}%", ha="center", fontsize=9)
-    ax.set_title(f"examples crafted on\n{row['source']}", fontsize=11)
+    ax.set_title(literal(f"examples crafted on\n{row['source']}"), fontsize=11)
     ax.set_xlim(-1.8, 1.8)
     ax.set_ylim(-2.05, 1.15)
     ax.set_aspect("equal")

@@ -103,8 +103,10 @@ class Overrides:
             value = getattr(self, name)
             if value is not None:
                 parsed = parse_eps(value)
-                if not 0 < parsed <= 1:
-                    raise ConfigError(f"--{name.replace('_', '-')} {value} must be in (0, 1]")
+                # eps 0: the attack cannot move, RA = TA (the start of an eps sweep's curve)
+                if not (0 <= parsed <= 1 if name == "eps" else 0 < parsed <= 1):
+                    bounds = "[0, 1]" if name == "eps" else "(0, 1]"
+                    raise ConfigError(f"--{name.replace('_', '-')} {value} must be in {bounds}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"--steps must be >= 1, got {self.steps}")
 
