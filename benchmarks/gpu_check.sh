@@ -34,13 +34,14 @@ while [ $# -gt 0 ]; do
     --out) OUT_DIR="${2:?--out needs a folder}"; shift ;;
     --inputs) INPUTS="${2:?--inputs needs a folder}"; shift ;;
     --parts) WANTED="${2:?--parts needs letters from abcde}"; shift ;;
-    *) echo "gpu_check: unknown argument $1 (--out DIR, --inputs DIR, --dry-run)" >&2; exit 2 ;;
+    *) echo "gpu_check: unknown argument $1 (--out DIR, --inputs DIR, --dry-run, --parts abcde)" >&2; exit 2 ;;
   esac
   shift
 done
 [ -n "$OUT_DIR" ] || { echo "gpu_check: no output folder (--out DIR or \$OUT)" >&2; exit 2; }
 [ -d "$INPUTS" ] || { echo "gpu_check: no inputs folder $INPUTS (bash benchmarks/gpu_inputs.sh)" >&2; exit 2; }
-mkdir -p "$OUT_DIR"
+mkdir -p "$OUT_DIR" 2>/dev/null && [ -w "$OUT_DIR" ] \
+  || { echo "gpu_check: cannot write to the output folder $OUT_DIR" >&2; exit 2; }
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 INPUTS="$(cd "$INPUTS" && pwd)"
 WORK="${GPU_CHECK_WORK:-/tmp/robench-gpu-check}"

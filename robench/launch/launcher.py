@@ -40,6 +40,11 @@ def launch(
     console: Console,
     log: tuple[str, ...] = (),
 ) -> None:
+    if launcher == "local" and config.gpus_per_job > 1:  # not silently one GPU per job
+        raise RobenchError(
+            f"--gpus-per-job {config.gpus_per_job} is for --launcher slurm (DDP in a job); "
+            "--launcher local runs one job per GPU (torchrun for DDP on one machine)"
+        )
     check_output_dir(out, "--out")
     out = out.resolve()  # jobs run elsewhere (other nodes, other working directories)
     jobs = reproduction_jobs(suite, only)

@@ -109,3 +109,11 @@ def test_launcher_settings_from_suite_file_and_command_line(tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_local_launcher_refuses_gpus_per_job_over_one(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "reproduce", "smoke", "--out",
+                           str(tmp_path / "out"), "--launcher", "local", "--jobs", "2",
+                           "--gpus-per-job", "2")  # fmt: skip
+    assert_one_line_error(code, err, "--gpus-per-job 2 is for --launcher slurm")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
