@@ -51,7 +51,9 @@ class ToyJob:
     def checkpoint_meta(self, epoch: int, record: dict[str, Any] | None) -> dict[str, Any]:
         return {"architecture": "toy", "epoch": epoch}
 
-    def run_epoch(self, epoch, resume_from, checkpoint_every, on_checkpoint) -> dict[str, Any]:
+    def run_epoch(
+        self, epoch, resume_from, checkpoint_every, on_checkpoint, on_sync=None
+    ) -> dict[str, Any]:
         if epoch == self.crash_in:
             raise Crash
         x = torch.full((4, 3), float(epoch))
