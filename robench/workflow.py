@@ -199,6 +199,7 @@ def _tables_and_report(
     shown.update(write_paper_tables(tables, boards, images, console))
     run_names = {r.name for r in runs}
     figures = [plot_ta_ra(boards.ours("pgd20", run_names), layout.figures / "ta_ra.png")]
+    figures += _board_figures(layout, runs, trained, boards)
     transfer = transfer_runs(runs)
     if transfer:
         paths = [trained.run_dir(r.name) for r in runs if r.name in transfer]
@@ -218,6 +219,25 @@ def _tables_and_report(
     listing = "\n".join(f"  {p}" for p in figures)
     console.print(f"figures:\n{listing}\nreport: {layout.report}", soft_wrap=True, markup=False)
     return Reproduction(boards, figures, layout.report)
+
+
+def _board_figures(
+    layout: Layout, runs: list[RunSpec], trained: TrainedSuite, boards: BoardSet
+) -> list[Path]:
+    """Figure 3's unforeseen attacks as grouped bars (when they were evaluated) and the
+    training curves of the end-to-end baselines and the (P3, F4) models."""
+    from robench.eval.suites.unforeseen import COLUMNS as UNFORESEEN
+    from robench.report.board_figures import plot_training_curves, plot_unforeseen
+
+    figures = []
+    if "unforeseen" in boards and len(boards.ours("unforeseen")):
+        bars = layout.figures / "unforeseen.png"
+        figures.append(plot_unforeseen(boards.ours("unforeseen"), list(UNFORESEEN), bars))
+    curves = [r for r in runs if r.is_table3_cell and r.scenario in ("P1F4", "P3F4")]
+    if curves:
+        paths = [trained.run_dir(r.name) for r in curves]
+        figures.append(plot_training_curves(paths, layout.figures / "training_curves.png"))
+    return figures
 
 
 def transfer_analysis(
