@@ -1,4 +1,4 @@
-"""The statistical commands: compare (two models, paired, on the same images) and claims."""
+"""The analysis commands: compare (two models, paired, on the same images), claims, report."""
 
 from __future__ import annotations
 
@@ -55,3 +55,24 @@ def claims(
     frame, path = write_claims(folder, out)
     console.print(claims_table(frame, f"The paper's claims on {folder}"))
     console.print(f"wrote {path}", soft_wrap=True, markup=False)
+
+
+@app.command()
+def report(
+    folder: Annotated[
+        Path, typer.Argument(help="A reproduction's --out folder, or any folder of boards.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="The page (default DIR/report.html; figures beside it).")
+    ] = None,
+) -> None:
+    """Rebuild the self-contained HTML report (and its figures) from a folder's boards, run
+    directories and transfer analysis; nothing is evaluated."""
+    from robench.atomic import check_output_file
+    from robench.report.rebuild import rebuild_report
+
+    if out is not None:
+        check_output_file(out, "--out")
+    page, figures = rebuild_report(folder, out)
+    listing = "".join(f"\n  {p}" for p in figures)
+    console.print(f"figures:{listing}\nreport: {page}", soft_wrap=True, markup=False)
