@@ -27,7 +27,7 @@ RUN = (Path("runs/a"),)
         ({"ensemble": True}, "at least two run directories"),
         ({"corruptions_dir": Path("/nowhere/at/all")}, "is not a directory"),
         ({"eps": "2"}, "is outside [0, 1]"),
-        ({"eps": "0"}, "--eps 0 must be in (0, 1]"),
+        ({"step_size": "0"}, "--step-size 0 must be in (0, 1]"),  # eps 0 is allowed: RA = TA
         ({"steps": 0}, "--steps must be >= 1"),
     ],
 )
