@@ -200,6 +200,7 @@ def _tables_and_report(
     run_names = {r.name for r in runs}
     figures = [plot_ta_ra(boards.ours("pgd20", run_names), layout.figures / "ta_ra.png")]
     figures += _board_figures(layout, runs, trained, boards)
+    figures.append(_corruption_preview(session, suite, layout.figures / "corruptions_preview.png"))
     transfer = transfer_runs(runs)
     if transfer:
         paths = [trained.run_dir(r.name) for r in runs if r.name in transfer]
@@ -238,6 +239,16 @@ def _board_figures(
         paths = [trained.run_dir(r.name) for r in curves]
         figures.append(plot_training_curves(paths, layout.figures / "training_curves.png"))
     return figures
+
+
+def _corruption_preview(session: Session, suite: Suite, path: Path) -> Path:
+    """The contact sheet of the first test image: clean, and 15 corruptions x 5 severities."""
+    from robench.corruptions.preview import contact_sheet
+    from robench.data import load_test
+    from robench.data.convert import to_float_chw
+
+    test, _ = load_test(suite.protocol.data, session.data_dir, n=1)
+    return contact_sheet(to_float_chw(test.images[0]), path, seed=suite.protocol.seed)
 
 
 def transfer_analysis(

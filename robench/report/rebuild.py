@@ -75,6 +75,9 @@ def draw_figures(folder: Path, boards: dict[str, pd.DataFrame], figures: Path) -
     long = _boards_folder(folder) / "corruptions_long.csv"
     if long.is_file():
         drawn.append(plot_corruptions(pd.read_csv(long), figures / "corruptions.png"))
+    preview = folder / "figures" / "corruptions_preview.png"  # made by reproduce (needs data)
+    if preview.is_file():
+        drawn.append(preview)
     runs = _run_dirs(folder, boards)
     if runs:
         drawn.append(plot_training_curves(runs, figures / "training_curves.png"))

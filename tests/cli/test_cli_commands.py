@@ -170,6 +170,9 @@ def test_transfer_matrix_and_plot_commands(monkeypatch, capsys, suite_file, tmp_
     assert (
         code == 0 and (out / "report.html").is_file() and (out / "figures" / "ta_ra.png").is_file()
     )
+    # the corruption contact sheet of the first test image, and the baselines' training curves
+    for figure in ("corruptions_preview.png", "training_curves.png"):
+        assert (out / "figures" / figure).is_file(), figure
     # The claims were judged at the end, into claims.csv and the report, with intervals.
     claims = pd.read_csv(out / "claims.csv")
     assert list(dict.fromkeys(claims["claim"])) == list("abcdefg")

@@ -9,6 +9,7 @@ import shutil
 
 import pandas as pd
 from helpers import REPO, assert_one_line_error, run_cli
+from PIL import Image
 
 
 def _folder(tmp_path):
@@ -28,6 +29,8 @@ def _folder(tmp_path):
     names = ["a-P3F4", "b-P3F4"]
     asr = pd.DataFrame([[0.5, 0.3], [0.2, 0.6]], index=names, columns=names)
     asr.to_csv(root / "transfer" / "transfer_asr.csv", index_label="evaluated")
+    (root / "figures").mkdir()  # what reproduce drew from the data: kept, not redrawn
+    Image.new("RGB", (64, 32), "gray").save(root / "figures" / "corruptions_preview.png")
     return root
 
 
@@ -36,7 +39,8 @@ def test_report_rebuilds_the_page_and_every_figure(tmp_path, monkeypatch, capsys
     code, text, err = run_cli(monkeypatch, capsys, "report", str(root))
     assert code == 0, err
     drawn = {p.name for p in (root / "figures").glob("*.png")}
-    assert drawn == {"ta_ra.png", "corruptions.png", "training_curves.png", "transfer_asr.png"}
+    assert drawn == {"ta_ra.png", "corruptions.png", "training_curves.png", "transfer_asr.png",
+                     "corruptions_preview.png"}  # fmt: skip
     page = (root / "report.html").read_text()
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == len(drawn)
     assert "http://" not in page and "https://" not in page  # opens offline
