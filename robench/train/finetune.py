@@ -25,18 +25,15 @@ import torch
 
 from robench.attacks import build_attack
 from robench.config import RunSpec
-from robench.config.specs import TrunkSource
 from robench.data import BatchIterator, make_splits
 from robench.distributed import DistContext, current
-from robench.errors import ConfigError, RobenchError
+from robench.errors import ConfigError
 from robench.flags import compute_flags
-from robench.models import Classifier, attach_rotation_head, create
+from robench.models import attach_rotation_head, create
 from robench.runs import RunDir, RunRecord
 from robench.runs import checkpoint as ckpt
-from robench.runs.identity import file_sha256
 from robench.train import ddp
 from robench.train.lifecycle import (
-    PRETRAIN_FOLDER,
     TrainEnv,
     data_record,
     provenance_sections,
@@ -47,7 +44,7 @@ from robench.train.loop import EpochProgress, SyncFn, run_epoch
 from robench.train.rotation_aux import RotationAuxiliaryObjective, RotationAuxStep
 from robench.train.schedule import lr_at_epoch, make_optimizer, set_lr
 from robench.train.steps import ClassifierStep
-from robench.train.transfer import freeze, load_trunk
+from robench.train.transfer import freeze, inherit_trunk
 
 
 @dataclasses.dataclass
@@ -94,7 +91,7 @@ class FinetuneJob:
         model = create(p.model, num_classes=len(splits.train.classes))
         if p.auxiliary == "rotation":
             attach_rotation_head(model)
-        inherited = _inherit_trunk(run, model, out_dir)
+        inherited = inherit_trunk(run, model, out_dir)
         if run.frozen_trunk:
             freeze(model.trunk)
         if ctx.enabled and p.sync_bn:
@@ -264,41 +261,3 @@ class FinetuneJob:
             "val_ra_n": len(self.val_ra),
             "val_seconds": ta.seconds + ra.seconds,
         }
-
-
-def _inherit_trunk(run: RunSpec, model: Classifier, out_dir: Path) -> dict[str, Any] | None:
-    if run.trunk is not None:
-        return _inherit_exported_trunk(run.trunk, model)
-    if run.pretraining is None:
-        return None
-    source = RunDir(out_dir / PRETRAIN_FOLDER / run.pretraining.name)
-    if not source.is_finished():
-        raise RobenchError(
-            f"run {run.name} starts from pretraining {run.pretraining.name!r}, which has not "
-            f"finished under {source.path}; `robench train` trains it first when the suite "
-            "names it"
-        )
-    stem = source.path / "trunk"
-    meta = load_trunk(model, stem)
-    return {
-        "pretraining": run.pretraining.name,
-        "path": str(source.path),
-        "trunk_sha256": file_sha256(stem.with_suffix(".safetensors")),
-        "pretext": meta.get("pretext"),
-        "epoch": meta.get("epoch"),
-    }
-
-
-def _inherit_exported_trunk(trunk: TrunkSource, model: Classifier) -> dict[str, Any]:
-    """The trunk of an exported model (`pretrain = "trunk:..."`), key by key and shape by shape."""
-    from robench.artifacts.hub import trunk_state
-
-    state = trunk_state(trunk.source, model.arch, trunk.weights_sha256)
-    ckpt.check_state_matches(model.trunk.state_dict(), state, trunk.source)
-    model.trunk.load_state_dict(state, strict=True)
-    return {
-        "source": trunk.source,
-        "trunk_sha256": trunk.weights_sha256,
-        "pretext": trunk.pretext,
-        "origin": trunk.origin,
-    }
