@@ -39,5 +39,10 @@ if [ "$mode" = update ]; then
   echo "updated leaderboards/ci/claims.csv"
 else
   python -c "import pandas as p, sys; c = p.read_csv(sys.argv[1]); print(c['verdict'].value_counts().to_string())" "$out/claims.csv"
+  # The reproduction's report in headless Chromium: its summary and every figure; then an eps
+  # sweep and corruptions evaluated into the same folder and the page rebuilt (robench report).
+  # After the diff: these add rows to the boards.
+  ROBENCH_SMOKE_REPORT="$out/report.html" python -m pytest -q -p no:cacheprovider -n 0 \
+    tests/report/test_report_browser.py -k smoke || status=1
 fi
 exit $status

@@ -49,6 +49,8 @@ class BoardSchema:
     percent: tuple[str, ...] = ()  # metrics that must lie in [0, 100]
     # Documents (Markdown, the HTML report) show these columns (empty: all of them).
     shown: tuple[str, ...] = ()
+    # The report's compact table: identity and headline metrics (empty: identity + metrics).
+    compact: tuple[str, ...] = ()
     # The terminal: one row per run ("rows"), the board on its side with these metrics as rows
     # ("metrics", for wide boards), or only where the file is ("path", for long boards).
     display: Display = "rows"
@@ -256,6 +258,7 @@ def eval_board(
     provenance: tuple[Column, ...] = PROVENANCE,
     key: tuple[str, ...] = ROW_KEY,
     shown: tuple[str, ...] = (),
+    compact: tuple[str, ...] = (),
     display: Display = "rows",
     display_metrics: tuple[str, ...] = (),
 ) -> BoardSchema:
@@ -267,6 +270,7 @@ def eval_board(
         metrics=compared,
         percent=interval_percent(percent),
         shown=shown,
+        compact=compact,
         display=display,
         display_metrics=display_metrics,
     )

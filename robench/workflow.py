@@ -189,6 +189,7 @@ def _tables_and_report(
     from robench.leaderboard.claims import claims_for_report, claims_table, write_claims
     from robench.report import plot_ta_ra
     from robench.report.page import report_html
+    from robench.report.rebuild import raw_downloads
 
     console = session.console
     shown = {"pgd20": boards.ours("pgd20"), "table3": write_table3(boards, runs, console)}
@@ -215,7 +216,8 @@ def _tables_and_report(
     claims, claims_path = write_claims(layout.root)
     console.print(claims_table(claims, f"The paper's claims on {suite.name} ({claims_path})"))
     shown["claims"] = claims_for_report(claims)
-    page = report_html(f"robench reproduce {suite.name}", shown, figures)
+    downloads = raw_downloads(layout.root)
+    page = report_html(f"robench reproduce {suite.name}", shown, figures, downloads)
     write_text_atomic(layout.report, page)
     listing = "\n".join(f"  {p}" for p in figures)
     console.print(f"figures:\n{listing}\nreport: {layout.report}", soft_wrap=True, markup=False)

@@ -73,7 +73,7 @@ def _metric_name(label: str, row: pd.Series, column: str) -> str:
 
 
 def _body(config: dict[str, Any], rows: dict[str, pd.DataFrame]) -> str:
-    from robench.report.page import board_markdown
+    from robench.report.tables import board_markdown
 
     scenario = str(config["scenario"])
     what = ", ".join(SCENARIOS.get(p, p) for p in (scenario[:2], scenario[2:]) if p)

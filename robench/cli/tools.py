@@ -140,7 +140,8 @@ def leaderboard_render(
     """Leaderboards as markdown tables or one self-contained, sortable HTML page."""
     from robench.atomic import write_text_atomic
     from robench.leaderboard import read_board
-    from robench.report.page import board_markdown, report_html
+    from robench.report.page import report_html
+    from robench.report.tables import board_markdown
 
     if out is not None:
         check_output_file(out, "--out")

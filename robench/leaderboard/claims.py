@@ -236,13 +236,15 @@ def _short(value: object) -> str:
 
 
 def claims_for_report(frame: pd.DataFrame) -> pd.DataFrame:
-    """The claims table as text cells, as the report and the Markdown render show it."""
+    """The claims table as text cells, as the report shows it: `claim` is the letter, the
+    statement its own column (the report states each claim once, above its comparisons)."""
     rows = []
     for _, row in frame.iterrows():
         is_epochs = row["metric"] == "epochs"
         rows.append(
             {
-                "claim": f"({row['claim']}) {row['statement']}",
+                "claim": f"({row['claim']})",
+                "statement": row["statement"],
                 "comparison": row["comparison"],
                 "A": _value(row, "value_a", is_epochs),
                 "B": _value(row, "value_b", is_epochs),

@@ -74,6 +74,7 @@ TABLE3 = BoardSchema(
         "ra_diff",
         "epochs_diff",
     ),
+    compact=("pretext", "scenario", "run", "ta", "ra", "ta_paper", "ra_paper", "ra_diff"),
 )
 
 
@@ -114,6 +115,7 @@ def _paper_table(name: str, row_doc: str, *extra: Column) -> BoardSchema:
         key=("row", "run"),
         metrics=("ta", "ra", "epochs_to_best"),
         percent=interval_percent(("ta", "ra")),
+        compact=("row", "run", "ta", "ra", "ta_paper", "ra_paper", "ra_diff"),
     )
 
 
@@ -174,6 +176,7 @@ FIGURE3 = BoardSchema(
     key=("row", "run"),
     metrics=("ta", "ra", "unforeseen_mean"),
     percent=interval_percent(FIGURE3_PERCENT),
+    compact=("row", "run", "ta", "ra", "unforeseen_mean", "unforeseen_worst"),
 )
 
 PAPER_TABLES = (TABLE5, TABLE6, TABLE7, TABLE8)

@@ -11,14 +11,16 @@ that draws it with figures.py's conventions (Agg, atomic PNG, text never mathtex
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from robench.report.figures import literal, new_figure, save_figure
+from robench.runs.metrics_log import read_metrics
 
 
 def unforeseen_matrix(board: pd.DataFrame, attacks: list[str]) -> pd.DataFrame:
@@ -89,32 +91,36 @@ def plot_corruptions(long_board: pd.DataFrame, path: Path) -> Path:
 
 
 def training_history(run_dir: Path) -> pd.DataFrame:
-    """A run's metrics.jsonl as a frame, one row per epoch (empty for a run not started)."""
-    metrics = Path(run_dir) / "metrics.jsonl"
-    if not metrics.is_file():
-        return pd.DataFrame()
-    lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-    return pd.DataFrame(lines)
+    """A run's metrics.jsonl as a frame, one row per epoch (empty for a run not started, or
+    for a log without a training loss per epoch: a pretraining's, or not robench's)."""
+    history = pd.DataFrame(read_metrics(Path(run_dir) / "metrics.jsonl"))
+    return history if {"epoch", "train_loss"} <= set(history.columns) else pd.DataFrame()
+
+
+def _run_color(index: int, runs: int) -> tuple[float, ...] | str:
+    """Ten runs: matplotlib's default colours; more: tab20, so no two runs share one."""
+    return f"C{index}" if runs <= 10 else colormaps["tab20"](index % 20)
 
 
 def plot_training_curves(run_dirs: list[Path], path: Path) -> Path:
-    """Training loss, and validation TA (solid) and RA (dashed), per epoch and run."""
+    """Training loss, and validation TA (solid) and RA (dashed), per epoch and run; one
+    legend of runs beside both panels, so no line is hidden under it."""
     fig = new_figure(10.0, 3.8)
     loss_ax, acc_ax = fig.subplots(1, 2)
     for index, run_dir in enumerate(run_dirs):
         history = training_history(run_dir)
         if history.empty:
             continue
-        color = f"C{index % 10}"
+        color = _run_color(index, len(run_dirs))
         name = literal(Path(run_dir).name)
         marker = "o" if len(history) <= 20 else None  # a few epochs: show where they are
         epochs = history["epoch"]
         loss_ax.plot(epochs, history["train_loss"], color=color, marker=marker, label=name)
         if "val_ta" in history:
-            acc_ax.plot(epochs, history["val_ta"], color=color, marker=marker, label=f"{name} TA")
+            acc_ax.plot(epochs, history["val_ta"], color=color, marker=marker)
         if "val_ra" in history and history["val_ra"].notna().any():
             acc_ax.plot(epochs, history["val_ra"].astype(float), color=color, marker=marker,
-                        linestyle="--", label=f"{name} RA")  # fmt: skip
+                        linestyle="--")  # fmt: skip
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("training loss")
     acc_ax.set_xlabel("epoch")
@@ -123,5 +129,11 @@ def plot_training_curves(run_dirs: list[Path], path: Path) -> Path:
     for ax in (loss_ax, acc_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncols=2)
+    styles = [Line2D([], [], color="0.4", label="TA"),
+              Line2D([], [], color="0.4", linestyle="--", label="RA")]  # fmt: skip
+    acc_ax.legend(handles=styles, fontsize=7, loc="upper right")
+    handles, labels = loss_ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=7, title="run",
+                   title_fontsize=8, ncols=1 if len(handles) <= 14 else 2)  # fmt: skip
     return save_figure(fig, path)

@@ -18,7 +18,8 @@ SAME_PROTOCOL = ("attack", "norm", "steps", "restarts", "n_eval", "seed", "datas
 
 def sweep_rows(board: pd.DataFrame, eps: list[float]) -> pd.DataFrame:
     """The rows of `board` at these eps values that share one protocol with the sweep's last
-    evaluation (the rows just written), sorted by model and eps."""
+    evaluation (the rows just written), of the models evaluated at two eps or more (a board's
+    other runs have a row at the default eps too: they were not swept), by model and eps."""
     rows = board[board["eps_value"].astype(float).round(9).isin([round(e, 9) for e in eps])]
     if rows.empty:
         return rows
@@ -26,6 +27,8 @@ def sweep_rows(board: pd.DataFrame, eps: list[float]) -> pd.DataFrame:
     for column in SAME_PROTOCOL:
         if column in rows:
             rows = rows[rows[column].astype(str) == str(latest[column])]
+    swept = rows.groupby("run")["eps_value"].nunique()
+    rows = rows[rows["run"].isin(swept[swept >= 2].index)]
     return rows.sort_values(["run", "eps_value"])
 
 
@@ -51,5 +54,8 @@ def plot_eps_sweep(rows: pd.DataFrame, path: Path, *, metric: str = "ra") -> Pat
         protocol = [str(first.get("attack", "")), f"{first.get('steps', '')} steps"]
         protocol += [f"n={first.get('n_eval', '')}", str(first.get("dataset", ""))]
         ax.set_title(literal(", ".join(protocol)), fontsize=9)
-    ax.legend(fontsize=8, loc="upper right")
+    if rows["run"].nunique() <= 6:
+        ax.legend(fontsize=8, loc="upper right")
+    else:  # beside the axes, where no line runs under it
+        fig.legend(fontsize=7, loc="outside right upper")
     return save_figure(fig, path)

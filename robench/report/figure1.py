@@ -66,14 +66,20 @@ def _circle_hits(box: Bbox, center: np.ndarray, radius: float) -> bool:
     return float(np.hypot(*(nearest - center))) < radius
 
 
+ALWAYS_LABELLED = 5  # the summary's best runs: labelled even where every spot collides
+
+
 def _place_labels(
     ax: Axes, names: list[str], x: np.ndarray, y: np.ndarray, sizes: np.ndarray
-) -> None:
-    """Label each marker at the first spot (right, left, above, ...) that overlaps nothing.
+) -> int:
+    """Label markers at the first spot (right, left, above, ...) that overlaps nothing; the
+    number labelled.
 
     Greedy placement in display space against the markers, the labels already placed and the
-    axes frame; where every spot collides, the least-overlapping one is used. Call after the
-    layout is frozen, so display coordinates no longer move.
+    axes frame, best runs (RA, then TA) first. The first ALWAYS_LABELLED take their
+    least-overlapping spot where every spot collides; later ones are left unlabelled rather
+    than printed over the others (dozens of runs at one point are otherwise unreadable).
+    Call after the layout is frozen, so display coordinates no longer move.
     """
     fig = ax.get_figure()
     renderer = fig.canvas.get_renderer()
@@ -82,7 +88,8 @@ def _place_labels(
     px_per_pt = fig.dpi / 72
     frame = ax.get_window_extent(renderer)
     placed: list[Bbox] = []
-    for i in np.argsort(-sizes, kind="stable"):  # big markers first: they have fewest spots
+    for rank, i in enumerate(np.lexsort((-x, -y))):  # the best runs first
+        optional = rank >= ALWAYS_LABELLED
         r = radii[i] + 3
         d = 0.75 * r
         spots = [
@@ -126,7 +133,11 @@ def _place_labels(
             if cost == 0:
                 break
         assert best is not None
+        if optional and best[0] > 0:
+            best[1].remove()
+            continue
         placed.append(best[2])
+    return len(placed)
 
 
 def one_point_per_run(board: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
@@ -228,5 +239,9 @@ def plot_ta_ra(board: pd.DataFrame, path: Path, n: int | None = None) -> Path:
     ax.set_title(literal(textwrap.fill(f"TA vs RA ({_summary(board)}{bars})", 70)), fontsize=11)
     fig.canvas.draw()  # settle the constrained layout, then freeze it for label placement
     fig.set_layout_engine("none")
-    _place_labels(ax, names, ta, ra, sizes)
+    labelled = _place_labels(ax, names, ta, ra, sizes)
+    if labelled < len(names):
+        ax.text(1.03, 0.16, f"labels: {labelled} of {len(names)} runs\n(the rest would\n"
+                "overlap; all are\nin the table)", transform=ax.transAxes, va="bottom",
+                fontsize=8, color="0.35")  # fmt: skip
     return save_figure(fig, path)

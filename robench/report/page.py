@@ -1,175 +1,218 @@
-"""Leaderboards as documents: a markdown table, and one self-contained HTML report.
+"""The report: one self-contained HTML page that reads at a glance.
 
-The HTML page needs nothing but a browser: styles and a few lines of sorting script are
-inline, figures are embedded as base64 PNGs, so `report.html` can be mailed or attached to a
-CI run as one file.
+A summary on top (robench/report/summary.py), then one section per board: its figures, a
+compact table, the full columns behind a toggle and the board's CSV as a download. Figures
+and CSVs are embedded (base64 data URIs), styles and the few lines of sorting script are
+inline: `report.html` needs nothing but a browser, opens offline, and can be mailed or
+attached to a CI run as one file.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 import robench
-from robench.columns import PUBLISHED
-from robench.leaderboard.render import row_estimate
-from robench.leaderboard.schema import SCHEMAS, schema_for
 from robench.provenance import now_iso
-
-_STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: .5em 0 1em; font-variant-numeric: tabular-nums; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; white-space: nowrap; }
-.scroll { overflow-x: auto; }
-th { cursor: pointer; background: #f4f4f4; user-select: none; white-space: nowrap; }
-th:after { content: " \\2195"; color: #aaa; }
-td.num { text-align: right; } tr:hover td { background: #fafafa; }
-.caption, .meta { color: #666; font-size: .9em; }
-tr.flagged td { background: #fde8e8; color: #8a1c1c; }
-.flag-note { color: #8a1c1c; font-weight: 600; }
-figure { display: inline-block; margin: 0 1em 1em 0; } figure img { max-width: 560px; }
-"""
-
-_SORT = """
-document.querySelectorAll("table.board th").forEach((th, col) =>
- th.addEventListener("click", () => {
-  const body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
-  const asc = th.dataset.asc !== "true"; th.dataset.asc = asc;
-  const key = r => {
-    const t = r.cells[col].innerText, n = parseFloat(t); return isNaN(n) ? t : n;
-  };
-  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (asc ? 1 : -1));
-  rows.forEach(r => body.appendChild(r));
-}));
-"""
+from robench.report.figures import DPI
+from robench.report.page_style import SORT_SCRIPT, STYLE
+from robench.report.summary import CLAIM_COLUMNS, summary_html
+from robench.report.tables import board_html, compact_columns, shown_columns
 
 
-OPTIONAL = {c.name for c in PUBLISHED}
+@dataclass(frozen=True)
+class SectionSpec:
+    title: str
+    about: str = ""
 
 
-def _columns(board: pd.DataFrame, name: str) -> list[str]:
-    """The board schema's `shown` columns (all columns stay in the CSV); unknown boards: all.
-    A board under another file name (robustbench-linf.csv) is known by its columns."""
-    schema = SCHEMAS.get(name) or schema_for(Path(f"{name}.csv"), board)
-    shown = schema.shown if schema is not None else ()
-    columns = [c for c in shown if c in board.columns] if shown else list(board.columns)
-    # published numbers exist only for zoo models: no column of dashes for robench's runs
-    return [c for c in columns if c not in OPTIONAL or board[c].notna().any()]
+# The page's sections in reading order; a section is drawn when it has a board, a figure or
+# a download. Boards not named here (a RobustBench board) follow under their own names.
+SECTIONS = {
+    "pgd20": SectionSpec("PGD-20: clean and robust accuracy", "Every run's TA and L-inf RA."),
+    "table3": SectionSpec("Table 3: pretraining x fine-tuning", "Ours beside the paper's cell."),
+    "table5": SectionSpec("Table 5: ensemble pretraining"),
+    "table6": SectionSpec("Table 6: fine-tuned ensembles"),
+    "table7": SectionSpec("Table 7: pretraining set size"),
+    "table8": SectionSpec("Table 8: random-smoothing pretraining"),
+    "figure3": SectionSpec("Figure 3: unforeseen attacks", "Kang et al.'s 12 attacks."),
+    "unforeseen": SectionSpec("Unforeseen attacks"),
+    "autoattack": SectionSpec("AutoAttack", "AutoAttack (standard) beside PGD-20."),
+    "corruptions": SectionSpec("CIFAR-10-C corruptions", "15 corruptions x 5 severities."),
+    "transfer": SectionSpec("Transfer: Table 4 and Figure 5", "PGD-20 examples across models."),
+    "training": SectionSpec("Training curves", "From each run's metrics.jsonl."),
+    "corruption-preview": SectionSpec("Corruption preview", "One test image, every corruption."),
+    "claims": SectionSpec("The paper's claims", "Paired tests, Holm-corrected."),
+}
+
+# Where each figure (by file stem) and download goes: the first of its homes that is drawn.
+HOMES = {
+    "ta_ra": ("pgd20",),
+    "pgd20-eps-sweep": ("pgd20",),
+    "unforeseen": ("figure3", "unforeseen"),
+    "corruptions": ("corruptions",),
+    "corruptions_long": ("corruptions",),
+    "transfer_asr": ("transfer",),
+    "transfer_asr_long": ("transfer",),
+    "transfer_overlap": ("transfer",),
+    "training_curves": ("training",),
+    "corruptions_preview": ("corruption-preview",),
+    "claims": ("claims",),
+}
+CAPTIONS = {
+    "ta_ra": "Figure 1: TA against PGD-20 RA, one marker per run (area: epochs to the "
+    "selected checkpoint; bars: 95% intervals).",
+    "pgd20-eps-sweep": "PGD-20 RA against eps, the same images at every eps.",
+    "unforeseen": "Accuracy under each unforeseen attack, one bar per run.",
+    "corruptions": "Left: accuracy per corruption and severity of the run with the best mean; "
+    "right: every run's mean over the 15 corruptions, per severity.",
+    "transfer_asr": "Table 4: attack success rate of the PGD-20 examples crafted on one model "
+    "(column) when evaluated on another (row).",
+    "transfer_overlap": "Figure 5: overlap of the successful transferred examples.",
+    "training_curves": "Training loss and validation TA/RA per epoch.",
+    "corruptions_preview": "The first test image: clean, then 15 corruptions x severities 1-5.",
+}
+PROTOCOL = ("attack", "eps", "steps", "restarts", "n_eval", "seed", "dataset", "precision",
+            "device", "robench_version", "git_revision", "train_suite")  # fmt: skip
 
 
-def _cell(value: object) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
+@dataclass
+class Section:
+    key: str
+    board: pd.DataFrame | None = None
+    figures: list[Path] = field(default_factory=list)
+    downloads: list[Path] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return SECTIONS[self.key].title if self.key in SECTIONS else self.key
 
 
-FLAG_MARK = "\u26a0"  # a warning sign before the name of a flagged row
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def _flagged(row: pd.Series) -> bool:
-    """A row whose sanity checks or masking cross-check found something (its number is
-    doubtful: see its flags)."""
-    value = row.get("flags")
-    return isinstance(value, str) and bool(value)
-
-
-def _flag_note(board: pd.DataFrame) -> str:
-    count = sum(_flagged(row) for _, row in board.iterrows())
-    if not count:
-        return ""
+def _download(name: str, data: bytes, what: str) -> str:
     return (
-        f"{FLAG_MARK} {count} flagged row(s): their numbers are doubtful, see the flags column "
-        "(gradient_masking_suspected: a gradient-free attack fooled what PGD could not)"
+        f'<a class="download" download="{html.escape(name)}" '
+        f'href="{_data_uri("text/csv", data)}">{html.escape(name)}</a> '
+        f'<span class="caption">({html.escape(what)})</span>'
     )
 
 
-def _row_cell(row: pd.Series, column: str) -> str:
-    """A cell; a percentage with its interval (`32.5 ± 2.9`) where the row has one."""
-    if f"{column}_lo" in row.index and f"{column}_hi" in row.index:
-        return row_estimate(row, column)
-    return _cell(row[column])
+def _css_width(png: bytes) -> int:
+    """The width a figure was drawn for: its inches at 100 CSS px each (a PNG's width is in
+    its IHDR chunk, bytes 16-20), so every figure's text shows at the size it was set in."""
+    pixels = int.from_bytes(png[16:20], "big") if png[:8] == b"\x89PNG\r\n\x1a\n" else 0
+    return round(pixels * 100 / DPI) if pixels else 0
 
 
-def _name_cell(row: pd.Series, column: str, text: str) -> str:
-    return f"{FLAG_MARK} {text}" if column == "run" and _flagged(row) else text
-
-
-def board_markdown(board: pd.DataFrame, name: str) -> str:
-    columns = _columns(board, name)
-    lines = [
-        "| " + " | ".join(columns) + " |",
-        "|"
-        + "".join("---:|" if pd.api.types.is_numeric_dtype(board[c]) else "---|" for c in columns),
-    ]
-    for _, row in board.iterrows():
-        cells = (
-            html.escape(_name_cell(row, c, _row_cell(row, c)), quote=False).replace("|", "\\|")
-            for c in columns
-        )
-        lines.append("| " + " | ".join(cells) + " |")
-    note = _flag_note(board)
-    return "\n".join(lines) + "\n" + (f"\n**{note}**\n" if note else "")
-
-
-def board_html(board: pd.DataFrame, name: str) -> str:
-    columns = _columns(board, name)
-    numeric = {c for c in columns if pd.api.types.is_numeric_dtype(board[c])}
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        ('<tr class="flagged">' if _flagged(row) else "<tr>")
-        + "".join(
-            f'<td class="num">{html.escape(_row_cell(row, c))}</td>'
-            if c in numeric
-            else f"<td>{html.escape(_name_cell(row, c, _row_cell(row, c)))}</td>"
-            for c in columns
-        )
-        + "</tr>\n"
-        for _, row in board.iterrows()
-    )
-    note = _flag_note(board)  # above the table, where a reader starts
-    warning = f'<p class="flag-note">{html.escape(note)}</p>' if note else ""
+def _figure_html(path: Path) -> str:
+    caption = CAPTIONS.get(path.stem, path.stem)
+    png = path.read_bytes()
+    width = _css_width(png)
+    size = f' width="{width}"' if width else ""
     return (
-        f'{warning}<div class="scroll"><table class="board"><thead><tr>{head}</tr></thead>'
-        f"<tbody>\n{body}</tbody></table></div>"
+        f'<figure><img alt="{html.escape(path.stem)}" data-figure="{html.escape(path.stem)}"'
+        f'{size} src="{_data_uri("image/png", png)}"><figcaption class="caption">'
+        f"{html.escape(caption)}</figcaption></figure>"
     )
 
 
-def _provenance(board: pd.DataFrame) -> str:
-    fields = ("dataset", "device", "robench_version", "git_revision", "train_suite")
+def _protocol(board: pd.DataFrame) -> str:
+    """'attack: pgd-linf; eps: 8/255; ...': the values the board's rows were made under."""
     parts = []
-    for field in fields:
-        if field in board.columns and len(board):
-            values = sorted({_cell(v) for v in board[field]})
-            parts.append(f"{field}: {', '.join(values)}")
+    for column in PROTOCOL:
+        if column in board.columns and len(board):
+            ordered = board.sort_values("eps_value") if "eps_value" in board else board
+            values = list(dict.fromkeys(str(v) for v in ordered[column].dropna()))
+            if values:
+                parts.append(f"{column}: {', '.join(values)}")
     return html.escape("; ".join(parts))
 
 
-def report_html(title: str, boards: dict[str, pd.DataFrame], figures: list[Path]) -> str:
-    sections = []
-    for name, board in boards.items():
-        sections.append(
-            f"<h2>{html.escape(name)}</h2>\n{board_html(board, name)}\n"
-            f'<p class="caption">{_provenance(board)}</p>'
+def _compact(board: pd.DataFrame, name: str) -> list[str]:
+    if name == "claims":
+        return [c for c in CLAIM_COLUMNS if c in board.columns]
+    return compact_columns(board, name)
+
+
+def _tables_html(board: pd.DataFrame, name: str) -> tuple[str, str]:
+    """(the compact table, the toggle with every shown column and the CSV download)."""
+    compact, shown = _compact(board, name), shown_columns(board, name)
+    more = []
+    if shown != compact:
+        more.append(
+            f"<details><summary>All {len(shown)} columns</summary>"
+            f"{board_html(board, name, shown)}</details>"
         )
-    if figures:
-        images = "".join(
-            f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
-            f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption class="caption">'
-            f"{html.escape(p.stem)}</figcaption></figure>"
-            for p in figures
-        )
-        sections.append(f"<h2>figures</h2>\n{images}")
+    if name != "claims":  # the claims' own CSV (with every p-value) is a raw download
+        csv = board.to_csv(index=False).encode()
+        more.append(f"<p>{_download(f'{name}.csv', csv, f'{len(board)} rows, every column')}</p>")
+    return board_html(board, name, compact), "\n".join(more)
+
+
+def _section_html(section: Section) -> str:
+    spec = SECTIONS.get(section.key)
+    parts = [f'<section id="{html.escape(section.key)}"><h2>{html.escape(section.title)}</h2>']
+    if spec and spec.about:
+        parts.append(f'<p class="caption">{html.escape(spec.about)}</p>')
+    board = section.board
+    if board is not None and section.key != "claims":
+        parts.append(f'<p class="caption protocol">{_protocol(board)}</p>')
+    compact, more = _tables_html(board, section.key) if board is not None else ("", "")
+    figures = "".join(map(_figure_html, section.figures))
+    # the figure and the compact table side by side where the window is wide enough
+    parts.append(f'<div class="pair">{figures}<div class="compact">{compact}</div></div>')
+    parts.append(more)
+    for path in section.downloads:
+        parts.append(f"<p>{_download(path.name, path.read_bytes(), 'raw CSV')}</p>")
+    return "\n".join(parts) + "</section>"
+
+
+def _sections(
+    boards: dict[str, pd.DataFrame], figures: list[Path], downloads: list[Path]
+) -> list[Section]:
+    sections = {key: Section(key, board=board) for key, board in boards.items()}
+
+    def home(path: Path) -> Section:
+        homes = HOMES.get(path.stem, ())
+        key = next((h for h in homes if h in sections), homes[0] if homes else "figures")
+        return sections.setdefault(key, Section(key))
+
+    for path in figures:
+        home(path).figures.append(path)
+    for path in downloads:
+        home(path).downloads.append(path)
+    order = list(SECTIONS)
+    return sorted(sections.values(), key=lambda s: order.index(s.key) if s.key in order else 99)
+
+
+def report_html(
+    title: str,
+    boards: dict[str, pd.DataFrame],
+    figures: list[Path],
+    downloads: Sequence[Path] = (),
+) -> str:
+    """The page: summary, then a section per board with its figures and downloads."""
+    sections = _sections(boards, figures, list(downloads))
+    contents = "".join(
+        f'<a href="#{html.escape(s.key)}">{html.escape(s.title)}</a>' for s in sections
+    )
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
         f'<h1>{html.escape(title)}</h1>\n<p class="meta">robench {robench.__version__}, '
         f"written {now_iso()}. Click a column header to sort.</p>\n"
-        + "\n".join(sections)
-        + f"\n<script>{_SORT}</script>\n</body></html>\n"
+        f'<nav><a href="#summary">Summary</a>{contents}</nav>\n'
+        + summary_html(boards)
+        + "\n"
+        + "\n".join(_section_html(s) for s in sections)
+        + f"\n<script>{SORT_SCRIPT}</script>\n</body></html>\n"
     )

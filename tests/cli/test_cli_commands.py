@@ -177,7 +177,7 @@ def test_transfer_matrix_and_plot_commands(monkeypatch, capsys, suite_file, tmp_
     claims = pd.read_csv(out / "claims.csv")
     assert list(dict.fromkeys(claims["claim"])) == list("abcdefg")
     report = (out / "report.html").read_text()
-    assert "<h2>claims</h2>" in report and "\u00b1" in report
+    assert '<section id="claims">' in report and "\u00b1" in report
     rows = pd.read_csv(out / "leaderboards" / "pgd20.csv")
     assert (rows["ra_lo"] <= rows["ra"]).all() and (rows["ra"] <= rows["ra_hi"]).all()
     assert set(rows["precision"]) == {"fp32"} and set(rows["schema_version"]) == {2}

@@ -25,7 +25,7 @@ from helpers import REPO, assert_one_line_error, leaderboard_row, run_cli, suite
 from robench.eval.user_model import load_state_dict_file
 from robench.leaderboard import PGD20, upsert_rows
 from robench.models import create
-from robench.report.page import board_markdown
+from robench.report.tables import board_markdown
 from robench.runs import RunDir
 from robench.runs import checkpoint as ckpt
 
@@ -397,7 +397,7 @@ def test_a_lock_left_by_kill_9_is_taken_over(tmp_path):
 
 
 def test_a_flagged_row_is_marked_in_every_document(monkeypatch, capsys, tmp_path):
-    from robench.report.page import board_html
+    from robench.report.tables import board_html
 
     flagged = {**leaderboard_row("masked", ra=90.0), "flags": "gradient_masking_suspected:9/64"}
     board = upsert_rows(tmp_path / "pgd20.csv", [flagged, leaderboard_row("honest")], PGD20)

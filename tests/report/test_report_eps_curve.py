@@ -22,6 +22,7 @@ def test_the_curve_takes_the_sweeps_rows_only_and_draws_them(tmp_path):
         + [_row("a", 8 / 255, 55.0, steps=10, date="2026-11-01T00:00:00")]  # another protocol
         + [_row("a", 4 / 255, 45.0)]  # an eps the sweep did not ask for
         + [_row("$b^2$", 0.0, 70.0), _row("$b^2$", 8 / 255, 20.0)]
+        + [_row("not-swept", 8 / 255, 25.0)]  # another run's row at the default eps only
     )
     rows = sweep_rows(board, [0.0, 2 / 255, 8 / 255])
     assert list(zip(rows["run"], rows["ra"], strict=True)) == [

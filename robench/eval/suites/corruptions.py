@@ -72,6 +72,7 @@ BOARD = eval_board(
         "dataset",
         "flags",
     ),
+    compact=("run", "scenario", "ta", "mean"),
     display="metrics",
     display_metrics=("ta", "mean", *COLUMNS),
 )

@@ -59,6 +59,7 @@ def pgd_board(name: str) -> BoardSchema:
             *PROTOCOL_SHOWN,
             "flags",
         ),
+        compact=("run", "scenario", "eps", "ta", "ra", "worst_ra"),
     )
 
 

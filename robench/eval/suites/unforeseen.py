@@ -51,6 +51,7 @@ BOARD = eval_board(
     compared=("ta", *COLUMNS, "mean"),
     percent=("ta", *COLUMNS, "mean", "worst"),
     shown=(*RUN_ROW_SHOWN, "ta", "mean", "worst", *COLUMNS, "steps", "n_eval", "dataset", "flags"),
+    compact=("run", "scenario", "ta", "mean", "worst"),
     display="metrics",
     display_metrics=("ta", *COLUMNS, "mean", "worst"),
 )
