@@ -1,8 +1,8 @@
 """robench: train and benchmark adversarially robust image classifiers.
 
 From Python: `robench.evaluate(model)`, `robench.attack(model, x, y, "pgd", eps=8/255)`,
-`robench.load(run_dir)` (robench/api.py). They are imported on first use, so `import robench`
-(and the command line's start) stays light.
+`robench.load(run_dir)`, `robench.report(folder)` (robench/api.py). They are imported on
+first use, so `import robench` (and the command line's start) stays light.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["EvalResult", "__version__", "attack", "evaluate", "load"]
-_API = ("EvalResult", "attack", "evaluate", "load")
+__all__ = ["EvalResult", "__version__", "attack", "evaluate", "load", "report"]
+_API = ("EvalResult", "attack", "evaluate", "load", "report")
 
 
 def __getattr__(name: str) -> Any:

@@ -181,6 +181,16 @@ def load(source: str | Path, checkpoint: str = "best_ta") -> nn.Module:
     return model.eval()
 
 
+def report(folder: str | Path, out: str | Path | None = None) -> Path:
+    """The HTML report of a folder of boards (a reproduction, or `evaluate(..., store=DIR)`'s
+    DIR), drawn again from what is on disk, as `robench report DIR`; the page's path (default
+    DIR/report.html). In a notebook: `IPython.display.IFrame(str(path), "100%", 800)`."""
+    from robench.report.rebuild import rebuild_report
+
+    page, _ = rebuild_report(Path(folder), Path(out) if out is not None else None)
+    return page
+
+
 def _zoo_model(text: str) -> nn.Module:
     from robench.data.cache import cache_root
     from robench.models.robustbench_zoo import load_zoo_model

@@ -130,7 +130,7 @@ def _protocol(board: pd.DataFrame) -> str:
     for column in PROTOCOL:
         if column in board.columns and len(board):
             ordered = board.sort_values("eps_value") if "eps_value" in board else board
-            values = list(dict.fromkeys(str(v) for v in ordered[column].dropna()))
+            values = list(dict.fromkeys(str(v) for v in ordered[column].dropna() if str(v)))
             if values:
                 parts.append(f"{column}: {', '.join(values)}")
     return html.escape("; ".join(parts))

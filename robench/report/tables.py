@@ -50,13 +50,19 @@ def shown_columns(board: pd.DataFrame, name: str) -> list[str]:
 
 def compact_columns(board: pd.DataFrame, name: str) -> list[str]:
     """The schema's `compact` columns, else its identity and compared metrics; a column that
-    is the same in every row (one eps, one pretext) is left to the caption."""
+    is the same in every row (one eps, one pretext) is left to the caption, except the row's
+    name (`run`, `row`): a one-row board still says whose numbers these are."""
     schema = board_schema(board, name)
     if schema is None:
         return shown_columns(board, name)
     wanted = schema.compact or (*IDENTITY, *schema.metrics)
     columns = [c for c in dict.fromkeys(wanted) if c in board.columns]
-    varying = [c for c in columns if c in schema.percent or board[c].nunique(dropna=False) > 1]
+    named = {"run", "row"}
+    varying = [
+        c
+        for c in columns
+        if c in named or c in schema.percent or board[c].nunique(dropna=False) > 1
+    ]
     return varying or columns
 
 

@@ -89,3 +89,8 @@ def test_sections_hold_their_figures_at_their_drawn_size(tmp_path):
     assert 'download="pgd20.csv"' in pgd_section and "<details>" in pgd_section
     assert 'download="corruptions_long.csv"' in page.split('<section id="corruptions">')[1]
     assert "http://" not in page and "https://" not in page
+
+
+def test_a_one_row_board_still_names_its_run():
+    board = pd.read_csv(REPO / "leaderboards" / "external" / "autoattack.csv")
+    assert len(board) == 1 and compact_columns(board, "autoattack")[0] == "run"
