@@ -181,7 +181,7 @@ def load(source: str | Path, checkpoint: str = "best_ta") -> nn.Module:
     return model.eval()
 
 
-def report(folder: str | Path, out: str | Path | None = None) -> Path:
+def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     """The HTML report of a folder of boards (a reproduction, or `evaluate(..., store=DIR)`'s
     DIR), drawn again from what is on disk, as `robench report DIR`; the page's path (default
     DIR/report.html). In a notebook: `IPython.display.IFrame(str(path), "100%", 800)`."""

@@ -70,12 +70,12 @@ def test_store_keeps_rows_and_resumable_flags(folder, tmp_path):
     assert [p.stat().st_mtime_ns for p in flag_files] == mtimes  # read back, not recomputed
     assert len(pd.read_csv(tmp_path / "boards" / "pgd20.csv")) == 1  # its own row replaced
     # the store's report, as `robench report DIR` writes it
-    page = robench.report(tmp_path / "boards")
+    page = robench.write_report(tmp_path / "boards")
     assert page == tmp_path / "boards" / "report.html"
     text = page.read_text()
     assert '<section id="summary">' in text and str(first.rows["run"].iloc[0]) in text
     with pytest.raises(RobenchError, match="no boards"):
-        robench.report(tmp_path)
+        robench.write_report(tmp_path)
 
 
 def test_the_cli_sanity_checks_apply(folder):
