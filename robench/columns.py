@@ -210,6 +210,7 @@ ROW_KEY = (
     "seed",
     "dataset",
     "overrides",
+    "precision",  # a bf16 evaluation is a row beside the fp32 one, never in its place
     "model_id",
 )
 # What documents show of a run's evaluation row (the CSV keeps every column).

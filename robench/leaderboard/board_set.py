@@ -2,8 +2,10 @@
 
 Each `store` upserts rows into `<folder>/<board>.csv` under the board's lock (so a finished
 target's rows are on disk before the next starts) and keeps the merged board; `ours` is that
-board restricted to the rows this session stored (those runs, those models), which is what
-the paper tables, figures and report are made of, without reading the CSV back.
+board restricted to the rows this session stored (by their keys: those runs, those models,
+those protocols), which is what the paper tables, figures and report are made of, without
+reading the CSV back. The same run's rows of another protocol already in the file (an eps
+sweep, another n, another precision) stay in the file and out of the tables.
 """
 
 from __future__ import annotations
@@ -23,18 +25,18 @@ class BoardSet:
         self.warn = warn
         self._boards: dict[str, pd.DataFrame] = {}
         self._schemas: dict[str, BoardSchema] = {}
-        self._runs: dict[str, list[str]] = {}
-        self._ids: dict[str, set[str]] = {}
+        self._keys: dict[str, set[tuple[str, ...]]] = {}
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.csv"
 
     def store(self, schema: BoardSchema, rows: list[dict[str, Any]]) -> None:
-        self._boards[schema.name] = upsert_rows(self.path(schema.name), rows, schema, self.warn)
+        board = upsert_rows(self.path(schema.name), rows, schema, self.warn)
+        self._boards[schema.name] = board
         self._schemas[schema.name] = schema
-        runs = self._runs.setdefault(schema.name, [])
-        runs += [str(r["run"]) for r in rows if str(r["run"]) not in runs]
-        self._ids.setdefault(schema.name, set()).update(str(r.get("model_id")) for r in rows)
+        # the stored rows' keys as the merged board spells them (typed, then as text)
+        stored = board.tail(len(rows))
+        self._keys.setdefault(schema.name, set()).update(_keys(stored, schema.key))
 
     def names(self) -> list[str]:
         return list(self._boards)
@@ -43,13 +45,19 @@ class BoardSet:
         return self._schemas[name]
 
     def ours(self, name: str, runs: set[str] | None = None) -> pd.DataFrame:
-        """The board's rows of the runs stored this session (of `runs` only, if given)."""
+        """The board's rows stored this session (of `runs` only, if given): not another
+        model's row of the same name, nor the run's rows of another protocol."""
         board = self._boards[name]
-        keep = set(self._runs[name]) if runs is None else set(self._runs[name]) & runs
-        mine = board["run"].isin(keep)
-        if "model_id" in board:  # not another model's row of the same name
-            mine &= board["model_id"].astype(str).isin(self._ids[name])
+        mine = pd.Series(_keys(board, self._schemas[name].key), index=board.index).isin(
+            self._keys[name]
+        )
+        if runs is not None:
+            mine &= board["run"].isin(runs)
         return board[mine]
 
     def __contains__(self, name: object) -> bool:
         return name in self._boards
+
+
+def _keys(board: pd.DataFrame, key: tuple[str, ...]) -> list[tuple[str, ...]]:
+    return [tuple(values) for values in board[list(key)].astype(str).to_numpy()]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robench.leaderboard.headline import at_paper_eps, preference
 from robench.leaderboard.store import read_board
 from robench.leaderboard.stored_flags import row_flags
 
@@ -98,9 +99,13 @@ class ClaimSources:
         pairs, papers = [], []
         for pretext in PRETEXTS:
             a, b = (self._table3_row(pretext, s) for s in ("P3F4", "P1F4"))
-            if a is not None and b is not None:
-                pairs.append((pretext, int(a["epochs_to_best"]), int(b["epochs_to_best"])))
-                papers.append((_num(a.get("epochs_paper")), _num(b.get("epochs_paper"))))
+            if a is None or b is None:
+                continue
+            epochs_a, epochs_b = _num(a.get("epochs_to_best")), _num(b.get("epochs_to_best"))
+            if epochs_a is None or epochs_b is None:  # a cell without its epoch: not compared
+                continue
+            pairs.append((pretext, int(epochs_a), int(epochs_b)))
+            papers.append((_num(a.get("epochs_paper")), _num(b.get("epochs_paper"))))
         if not pairs:
             return ClaimRow("b", "P3F4 vs P1F4, per pretext", "epochs", None, None, "sign")
         fewer = sum(x < y for _, x, y in pairs)
@@ -181,7 +186,8 @@ class ClaimSources:
         board = self.boards.get("pgd20")
         if board is None or run is None:
             return pd.DataFrame()
-        return board[(board["run"] == run) & (board["checkpoint"].fillna("best_ta") == "best_ta")]
+        rows = board[(board["run"] == run) & (board["checkpoint"].fillna("best_ta") == "best_ta")]
+        return at_paper_eps(rows)  # not a row of an eps sweep (eps 0 has RA = TA)
 
     def _ra(self, run: str) -> float:
         rows = self._pgd20_rows(run)
@@ -190,7 +196,8 @@ class ClaimSources:
     def _pair(
         self, a_run: str | None, b_run: str | None, paper: tuple[float | None, ...]
     ) -> tuple[Side | None, Side | None, dict[str, Any]]:
-        """Both runs' pgd20 rows on the most images they share under one protocol."""
+        """Both runs' pgd20 rows under one shared protocol: of the pairs on the same images,
+        the one headline.py's order prefers (both sides' own protocol, fp32, most images)."""
         a_rows, b_rows = self._pgd20_rows(a_run), self._pgd20_rows(b_run)
         if a_rows.empty or b_rows.empty:
             missing = [r or "-" for r, rows in ((a_run, a_rows), (b_run, b_rows)) if rows.empty]
@@ -203,7 +210,17 @@ class ClaimSources:
         ]
         if not common:
             return None, None, {"note": "not evaluated on the same images and protocol"}
-        x, y = max(common, key=lambda pair: int(pair[0]["n_eval"]))
+        # as headline.py orders a run's rows: its own protocol, fp32, the most images (never
+        # the file's order)
+        sides = [preference(pd.DataFrame([p[k] for p in common]).reset_index(drop=True))
+                 for k in (0, 1)]  # fmt: skip
+
+        def rank(i: int) -> tuple[bool, bool, int]:
+            plain = all(bool(side.at[i, "plain"]) for side in sides)
+            fp32 = all(bool(side.at[i, "fp32"]) for side in sides)
+            return plain, fp32, int(common[i][0]["n_eval"])
+
+        x, y = common[max(range(len(common)), key=rank)]
         return _side(x, paper[0]), _side(y, paper[1]), {}
 
 

@@ -5,10 +5,11 @@ mid-write must leave the previous board intact: every write holds `<csv>.lock` a
 the file atomically.
 
 No row is replaced silently by another model's. The key of an evaluation board includes the
-model's identity (`model_id`): a row replaces only the same model's row under the same
-protocol. A second model under an existing name is kept as its own row, with a warning that
-says how to tell them apart. A row written before rows carried an identity (no `model_id`)
-is replaced by the same name's new row, as it was then, with a note saying so.
+model's identity (`model_id`) and the arithmetic (`precision`): a row replaces only the same
+model's row under the same protocol, so a bf16 evaluation sits beside the fp32 one. A second
+model under an existing name is kept as its own row, with a warning that says how to tell
+them apart. A row written before rows carried an identity or a precision is replaced by the
+same name's new row, as it was then, with a note saying so.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from robench.leaderboard.schema import PGD20, BoardSchema, schema_for
 
 LOCK_TIMEOUT_S = 600
 MODEL_ID = "model_id"
+# Key columns a row may lack because it was written before they were part of the key: the
+# model's identity, and the arithmetic (version 1 boards had no precision).
+LEGACY_KEY = (MODEL_ID, "precision")
 
 
 class LeaderboardError(RobenchError):
@@ -42,7 +46,7 @@ def read_board(path: Path, schema: BoardSchema | None = None) -> pd.DataFrame:
         raise LeaderboardError(f"{path} is not a robench leaderboard (no known schema fits)")
     # A board from before rows carried an identity lacks model_id: it reads (as unknown) and
     # is migrated by its next write.
-    missing = [c for c in schema.key if c not in frame.columns and c != MODEL_ID]
+    missing = [c for c in schema.key if c not in frame.columns and c not in LEGACY_KEY]
     if missing:
         raise LeaderboardError(
             f"{path} is not a robench {schema.name} leaderboard: missing columns {missing}"
@@ -135,18 +139,18 @@ def upsert_rows(
 def _settle_identities(
     path: Path, board: pd.DataFrame, new: pd.DataFrame, schema: BoardSchema, warn: Warn
 ) -> pd.DataFrame:
-    """`board` less the identity-less rows `new` supersedes; warns of name collisions."""
+    """`board` less the legacy rows `new` supersedes; warns of name collisions."""
     if MODEL_ID not in schema.key or not len(board):
         return board
     match = list(schema.match_key)
     new_by_match = dict(zip(_tuples(new, match), new[MODEL_ID], strict=True))
     old_match = _tuples(board, match)
-    legacy = board[MODEL_ID].isna() & old_match.isin(set(new_by_match)).to_numpy()
+    legacy = _superseded_legacy(board, new, schema)
     if legacy.any():
         names = ", ".join(sorted(set(board.loc[legacy, "run"].astype(str))))
         warn(
             f"{path.name}: replaced {int(legacy.sum())} row(s) written before rows carried a "
-            f"model identity ({names})"
+            f"model identity or precision ({names})"
         )
     for match_key, model_id in zip(old_match[~legacy], board.loc[~legacy, MODEL_ID], strict=True):
         if match_key in new_by_match and str(model_id) != str(new_by_match[match_key]):
@@ -156,6 +160,21 @@ def _settle_identities(
                 f"an ensemble or your own model)"
             )
     return board[~legacy]
+
+
+def _superseded_legacy(board: pd.DataFrame, new: pd.DataFrame, schema: BoardSchema) -> pd.Series:
+    """The old rows lacking a legacy key column (no model_id, no precision) that a new row
+    matches on the rest of the key: replaced, as they were before those columns were keyed."""
+    legacy = [c for c in LEGACY_KEY if c in schema.key]
+    missing = board[legacy].isna()
+    superseded = pd.Series(False, index=board.index)
+    seen: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for i in board.index[missing.any(axis=1)]:
+        columns = tuple(c for c in schema.key if not (c in legacy and missing.at[i, c]))
+        if columns not in seen:
+            seen[columns] = set(_tuples(new, list(columns))) if len(new) else set()
+        superseded[i] = tuple(str(board.at[i, c]) for c in columns) in seen[columns]
+    return superseded
 
 
 def _tuples(frame: pd.DataFrame, columns: list[str]) -> pd.Series:

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.transforms import Bbox
 
+from robench.leaderboard.headline import one_row_per_run
 from robench.report.figures import literal, new_figure, save_figure
 
 
@@ -141,21 +142,19 @@ def _place_labels(
 
 
 def one_point_per_run(board: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
-    """One row per run (and model): its evaluation on the most images, or on exactly `n`.
+    """One row per run (and model): the row that stands for it (robench/leaderboard/
+    headline.py: the paper's eps, its own protocol, fp32, the most images), or its row on
+    exactly `n` images.
 
-    A board can hold a run evaluated at n = 20 and at n = 1000; drawn side by side as two
-    dots with one label they would read as two results of equal weight.
+    A board can hold a run evaluated at n = 20 and at n = 1000, or at five eps; drawn side by
+    side as several dots with one label they would read as results of equal weight.
     """
     rows = board
     if n is not None:
         rows = rows[rows["n_eval"] == n]
         if rows.empty:
             raise ValueError(f"no row of the board was evaluated on n={n} images")
-    identity = [c for c in ("run", "model_id") if c in rows]
-    order = [c for c in ("n_eval", "date") if c in rows]
-    if order:
-        rows = rows.sort_values(order, na_position="first")
-    return rows.groupby(identity, dropna=False, sort=False).tail(1).reset_index(drop=True)
+    return one_row_per_run(rows)
 
 
 def plot_ta_ra(board: pd.DataFrame, path: Path, n: int | None = None) -> Path:

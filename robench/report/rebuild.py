@@ -85,6 +85,7 @@ def _run_dirs(folder: Path, boards: dict[str, pd.DataFrame]) -> list[Path]:
 def draw_figures(folder: Path, boards: dict[str, pd.DataFrame], figures: Path) -> list[Path]:
     from robench.eval.suites.unforeseen import COLUMNS as UNFORESEEN
     from robench.leaderboard import read_board
+    from robench.leaderboard.headline import at_paper_eps
     from robench.leaderboard.schema import CORRUPTIONS_LONG
     from robench.report import plot_asr_heatmap, plot_overlap, plot_ta_ra
     from robench.report.board_figures import (
@@ -98,8 +99,7 @@ def draw_figures(folder: Path, boards: dict[str, pd.DataFrame], figures: Path) -
     drawn = []
     pgd = boards.get("pgd20")
     if pgd is not None and len(pgd):
-        default = pgd[pgd["eps_value"].round(9) == round(8 / 255, 9)] if "eps_value" in pgd else pgd
-        drawn.append(plot_ta_ra(default if len(default) else pgd, figures / "ta_ra.png"))
+        drawn.append(plot_ta_ra(at_paper_eps(pgd), figures / "ta_ra.png"))
         swept = pgd.groupby("run")["eps_value"].nunique() if "eps_value" in pgd else pd.Series()
         if len(swept) and swept.max() >= 3:
             rows = pgd[pgd["run"].isin(set(swept[swept >= 3].index))]

@@ -12,32 +12,26 @@ import html
 import pandas as pd
 
 from robench.leaderboard.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN
+from robench.leaderboard.headline import at_paper_eps, one_row_per_run
 from robench.report.tables import FLAG_MARK, flag_kinds, flag_meaning, is_flagged, row_cell
 
 TOP = 5  # runs in the "best by RA" table
-DEFAULT_EPS = 8 / 255  # the paper's L-inf budget: the sweep's other eps are not ranked
 # the claims section's compact table (the statements are in the summary)
 CLAIM_COLUMNS = ("claim", "comparison", "A", "B", "A - B [95%]", "p (Holm)", "verdict")
 VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", INCONCLUSIVE: "open", NOT_RUN: "open"}
 
 
-def _at_default_eps(pgd: pd.DataFrame) -> pd.DataFrame:
-    if "eps_value" not in pgd:
-        return pgd
-    default = pgd[pgd["eps_value"].astype(float).round(9) == round(DEFAULT_EPS, 9)]
-    return default if len(default) else pgd
-
-
 def best_runs(pgd: pd.DataFrame, top: int = TOP) -> pd.DataFrame:
-    """The `top` rows by RA (then TA) at the paper's eps; `tied` marks each row whose RA
-    interval reaches the leader's: the data cannot tell it from the best."""
-    ranked = _at_default_eps(pgd).sort_values(["ra", "ta"], ascending=False, kind="stable")
+    """The `top` runs by RA (then TA) at the paper's eps, one row each (the row that stands
+    for the run: robench/leaderboard/headline.py); `tied` marks each row whose RA interval
+    reaches the leader's: the data cannot tell it from the best."""
+    rows = at_paper_eps(one_row_per_run(pgd))
+    ranked = rows.sort_values(["ra", "ta"], ascending=False, kind="stable")
     ranked = ranked.head(top).reset_index(drop=True)
     if len(ranked) and {"ra_lo", "ra_hi"} <= set(ranked.columns):
-        leader_lo = float(ranked.loc[0, "ra_lo"])
-        ranked["tied"] = [
-            i > 0 and float(hi) >= leader_lo for i, hi in enumerate(ranked["ra_hi"].astype(float))
-        ]
+        lo = pd.to_numeric(ranked["ra_lo"], errors="coerce")
+        hi = pd.to_numeric(ranked["ra_hi"], errors="coerce")
+        ranked["tied"] = [i > 0 and bool(h >= lo.iloc[0]) for i, h in enumerate(hi)]
     return ranked
 
 

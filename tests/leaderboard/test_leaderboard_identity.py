@@ -49,7 +49,9 @@ def test_a_board_from_before_identities_is_migrated_with_a_note(tmp_path):
     assert len(board) == 2  # P1F4 replaced, P1F3 untouched
     assert board.set_index("run").loc["P1F4", "ra"] == 41.0
     assert pd.isna(board.set_index("run").loc["P1F3", "model_id"])
-    assert len(heard) == 1 and "before rows carried a model identity (P1F4)" in heard[0]
+    assert (
+        len(heard) == 1 and "before rows carried a model identity or precision (P1F4)" in heard[0]
+    )
     assert list(read_board(path).columns)[: len(PGD20.names)] == list(PGD20.names)
 
 

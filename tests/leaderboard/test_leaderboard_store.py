@@ -46,3 +46,28 @@ def test_a_file_that_is_not_a_leaderboard(tmp_path):
     path.write_text("hello,world\n1,2\n")
     with pytest.raises(RobenchError, match="not a robench leaderboard"):
         read_board(path)
+
+
+def test_a_bf16_evaluation_is_a_row_beside_the_fp32_one(tmp_path):
+    path = tmp_path / "pgd20.csv"
+    upsert_rows(path, [{**leaderboard_row("a", ra=40.0), "precision": "fp32"}])
+    board = upsert_rows(path, [{**leaderboard_row("a", ra=38.0), "precision": "bf16"}])
+    assert sorted(zip(board["precision"], board["ra"], strict=True)) == [
+        ("bf16", 38.0), ("fp32", 40.0)
+    ]  # fmt: skip
+    board = upsert_rows(path, [{**leaderboard_row("a", ra=41.0), "precision": "fp32"}])
+    assert sorted(board["ra"]) == [38.0, 41.0]  # the fp32 row replaced, the bf16 one kept
+
+
+def test_a_row_from_before_precision_was_keyed_is_replaced(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "pgd20.csv"
+    upsert_rows(path, [{**leaderboard_row("a", ra=40.0), "precision": "fp32"}])
+    old = pd.read_csv(path).drop(columns=["precision"])  # a version-1 board: no precision
+    old.to_csv(path, index=False)
+    assert read_board(path)["precision"].isna().all()  # it still reads
+    heard = []
+    board = upsert_rows(path, [{**leaderboard_row("a", ra=42.0), "precision": "fp32"}],
+                        warn=heard.append)  # fmt: skip
+    assert list(board["ra"]) == [42.0] and "before rows carried" in heard[0]

@@ -66,7 +66,7 @@ def autoattack_board(name: str) -> BoardSchema:
             *PROTOCOL_SHOWN,
             "flags",
         ),
-        compact=("run", "scenario", "eps", "ta", "aa_ra", "pgd20_ra", "worst_ra"),
+        compact=("run", "scenario", "eps", "precision", "ta", "aa_ra", "pgd20_ra", "worst_ra"),
     )
 
 

@@ -60,6 +60,7 @@ BOARD = eval_board(
         "seed",
         "dataset",
         "corruption_source",
+        "precision",
         "model_id",
     ),
     shown=(
@@ -109,6 +110,7 @@ LONG_BOARD = BoardSchema(
         "seed",
         "dataset",
         "corruption_source",
+        "precision",
         "model_id",
     ),
     metrics=("accuracy",),

@@ -59,7 +59,7 @@ def pgd_board(name: str) -> BoardSchema:
             *PROTOCOL_SHOWN,
             "flags",
         ),
-        compact=("run", "scenario", "eps", "ta", "ra", "worst_ra"),
+        compact=("run", "scenario", "eps", "precision", "ta", "ra", "worst_ra"),
     )
 
 
