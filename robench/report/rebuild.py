@@ -140,7 +140,12 @@ def rebuild_report(folder: Path, out: Path | None = None) -> tuple[Path, list[Pa
     if not boards:
         raise RobenchError(f"{folder}: no boards (pgd20.csv, ...) here or in leaderboards/")
     out = out or folder / "report.html"
-    figures = draw_figures(folder, boards, out.parent / "figures")
     title = f"robench report {folder.resolve().name}"
-    write_text_atomic(out, report_html(title, boards, figures, raw_downloads(folder)))
+    try:
+        figures = draw_figures(folder, boards, out.parent / "figures")
+        write_text_atomic(out, report_html(title, boards, figures, raw_downloads(folder)))
+    except OSError as exc:  # a read-only folder someone sent, a full disk, /proc
+        raise RobenchError(
+            f"cannot write the report beside {out} ({exc.strerror or exc}); --out elsewhere"
+        ) from None
     return out, figures

@@ -59,6 +59,12 @@ def test_report_refuses_what_is_not_a_folder_of_boards(tmp_path, monkeypatch, ca
     root = _folder(tmp_path)
     code, _, err = run_cli(monkeypatch, capsys, "report", str(root), "--out", str(root))
     assert code == 2 and "Traceback" not in err
+    blocker = tmp_path / "figures-is-a-file"
+    (blocker / "figures").parent.mkdir()
+    (blocker / "figures").write_text("not a folder")  # where the figures would go
+    code, _, err = run_cli(monkeypatch, capsys, "report", str(root), "--out",
+                           str(blocker / "page.html"))  # fmt: skip
+    assert_one_line_error(code, err, "cannot write the report beside")
 
 
 def test_report_refuses_files_that_are_not_robenchs_in_one_line(tmp_path, monkeypatch, capsys):
